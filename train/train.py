@@ -1,0 +1,165 @@
+"""Fine-tune a causal LM (Phi-2 by default) with LoRA/QLoRA to label financial headlines.
+
+    python train/train.py --config cpu-embedded --data_file train/sample_headlines.csv \
+        --train_size 30 --test_size 15 --eval_size 5 --output_dir runs/demo
+
+A recipe (`--config NAME` for train/configs/NAME.yaml, or a path) sets the defaults;
+flags win. The adapter, tokenizer, resolved config and split land in --output_dir
+(default trained-model/); TensorBoard logs in its runs/ folder. Multi-GPU:
+`accelerate launch train/train.py --config phi2-qlora ...`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
+
+from finsent.train.data import (
+    DataError,
+    SplitSizes,
+    read_labelled,
+    split_dataset,
+    to_prompt_completion,
+    write_split,
+)
+from finsent.train.modeling import find_lora_targets, get_lora_config, get_model, get_tokenizer
+
+logger = logging.getLogger("finsent.train")
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+RESOLVED_CONFIG = "training_config.yaml"
+
+
+@dataclasses.dataclass
+class ScriptArguments:
+    data_file: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "Labelled headlines: a `sentiment,text` CSV, a PhraseBank `sentence@label` .txt, "
+                  "a `save_to_disk` folder or a Hub dataset id (with --dataset_config)."},
+    )
+    dataset_config: str | None = dataclasses.field(
+        default=None, metadata={"help": "Hub dataset config, e.g. sentences_50agree for takala/financial_phrasebank."}
+    )
+    encoding: str = dataclasses.field(
+        default="auto", metadata={"help": "File encoding; `auto` tries UTF-8, then Latin-1."}
+    )
+    train_size: str = dataclasses.field(
+        default="300", metadata={"help": "Training rows per label, or `all` for every row not in test or eval."}
+    )
+    test_size: int = dataclasses.field(default=300, metadata={"help": "Test rows per label."})
+    eval_size: int = dataclasses.field(default=50, metadata={"help": "Eval rows per label (eval loss per epoch)."})
+    split_seed: int = dataclasses.field(default=42, metadata={"help": "Seed of the split (not of training)."})
+    resume: bool = dataclasses.field(
+        default=False, metadata={"help": "Continue from the last checkpoint in --output_dir after an interruption."}
+    )
+
+    def sizes(self) -> SplitSizes:
+        if self.train_size.strip().lower() == "all":
+            return SplitSizes(train=None, test=self.test_size, eval=self.eval_size)
+        try:
+            train = int(self.train_size)
+        except ValueError:
+            raise DataError(f"--train_size {self.train_size!r}: give a number of rows per label, or `all`") from None
+        return SplitSizes(train=train, test=self.test_size, eval=self.eval_size)
+
+
+def make_parser() -> TrlParser:
+    return TrlParser((ScriptArguments, ModelConfig, SFTConfig))
+
+
+def resolve_recipe(argv: list[str]) -> list[str]:
+    """Let `--config NAME` stand for train/configs/NAME.yaml."""
+    argv = list(argv)
+    if "--config" in argv and argv.index("--config") + 1 < len(argv):
+        i = argv.index("--config") + 1
+        if not Path(argv[i]).is_file() and (CONFIGS / f"{argv[i]}.yaml").is_file():
+            argv[i] = str(CONFIGS / f"{argv[i]}.yaml")
+        elif not Path(argv[i]).is_file():
+            names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+            raise DataError(f"--config {argv[i]}: no such recipe file; use one of {names} or a YAML path")
+    return argv
+
+
+def check_output_dir(output_dir: Path, resume: bool) -> None:
+    """Never overwrite a finished or interrupted run by accident."""
+    checkpoints = sorted(output_dir.glob("checkpoint-*"))
+    if resume and not checkpoints:
+        raise DataError(f"--resume: {output_dir} holds no checkpoint-* folder to resume from; drop --resume")
+    if not resume and (checkpoints or (output_dir / "adapter_config.json").exists()):
+        raise DataError(
+            f"{output_dir} already holds a run: pass --resume to continue it, "
+            "or choose another --output_dir (or delete that folder)"
+        )
+
+
+def save_resolved_config(path: Path, script_args, model_args, training_args) -> None:
+    config = {
+        "script": dataclasses.asdict(script_args),
+        "model": dataclasses.asdict(model_args),
+        "training": training_args.to_dict(),  # masks *_token fields
+    }
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    try:
+        script_args, model_args, training_args = make_parser().parse_args_and_config(resolve_recipe(argv))
+        train(script_args, model_args, training_args)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def train(script_args: ScriptArguments, model_args: ModelConfig, training_args: SFTConfig) -> SFTTrainer:
+    if not script_args.data_file:
+        raise DataError("no data: pass --data_file (a CSV, a PhraseBank .txt, a dataset folder or Hub id)")
+    if not model_args.model_name_or_path:
+        raise DataError("no base model: pass --config phi2-qlora / cpu-embedded, or --model_name_or_path")
+    output_dir = Path(training_args.output_dir)
+    check_output_dir(output_dir, script_args.resume)
+    logger.info("config: %s", {"script": script_args, "model": model_args})
+
+    # Data: read, validate and split before anything is written.
+    table = read_labelled(script_args.data_file, dataset_config=script_args.dataset_config,
+                          encoding=script_args.encoding)
+    splits, summary = split_dataset(table, script_args.sizes(), seed=script_args.split_seed)
+    summary["source"] = script_args.data_file
+    if training_args.process_index == 0:
+        write_split(splits, summary, output_dir)
+    train_dataset = to_prompt_completion(splits["train"])
+    eval_dataset = to_prompt_completion(splits["eval"]) if len(splits["eval"]) else None
+
+    tokenizer = get_tokenizer(model_args)
+    model = get_model(model_args)
+    targets = find_lora_targets(model)
+    logger.info("%d layers; linear modules: %s", targets.num_layers, " ".join(targets.module_names))
+    peft_config = get_lora_config(model_args, model)
+    logger.info("LoRA on: %s", peft_config.target_modules)
+
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train(resume_from_checkpoint=True if script_args.resume else None)
+    trainer.save_model(str(output_dir))  # adapter + tokenizer
+    if trainer.is_world_process_zero():
+        save_resolved_config(output_dir / RESOLVED_CONFIG, script_args, model_args, training_args)
+        logger.info("adapter, tokenizer, %s and split/ saved to %s", RESOLVED_CONFIG, output_dir)
+    return trainer
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
