@@ -32,8 +32,9 @@ def tiny_args(model_dir, output_dir, *extra):
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_parses(recipe):
-    script, model, training = train_script.make_parser().parse_args_and_config(
-        ["--config", str(recipe), "--data_file", "x.csv", "--output_dir", "/tmp/unused"]
+    # --use_cpu: the GPU recipe's bf16 check needs a GPU unless training is on the CPU
+    script, model, training = train_script.parse(
+        ["--config", str(recipe), "--data_file", "x.csv", "--output_dir", "/tmp/unused", "--use_cpu", "true"]
     )
     assert model.model_name_or_path and model.use_peft
     assert training.completion_only_loss and "tensorboard" in training.report_to
@@ -85,8 +86,7 @@ def test_main_writes_a_loadable_adapter_and_tensorboard_logs(tiny_phi, tmp_path)
 def test_lora_weights_change_and_base_weights_do_not(tiny_phi, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    parser = train_script.make_parser()
-    args = parser.parse_args_and_config(train_script.resolve_recipe(tiny_args(tiny_phi, tmp_path / "run")))
+    args = train_script.parse(tiny_args(tiny_phi, tmp_path / "run"))
     trainer = train_script.train(*args)
     # PEFT wraps each adapted layer: base_model.model.<name> and <layer>.base_layer.weight
     trained = {n.removeprefix("base_model.model.").replace(".base_layer", ""): p

@@ -7,7 +7,8 @@ import logging
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import ModelConfig, get_kbit_device_map, get_peft_config, get_quantization_config
+from accelerate import PartialState
+from trl import ModelConfig, get_peft_config, get_quantization_config
 
 from finsent.space.embedded import resolve_model_path
 
@@ -33,7 +34,8 @@ def get_model(model_args: ModelConfig):
     if quantization is not None:
         kwargs["quantization_config"] = quantization
         # One whole model per process: CUDA device of this rank, or the CPU (bitsandbytes >= 0.48).
-        kwargs["device_map"] = get_kbit_device_map() if torch.cuda.is_available() else {"": "cpu"}
+        device = PartialState().local_process_index if torch.cuda.is_available() else "cpu"
+        kwargs["device_map"] = {"": device}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.name_or_path = model_args.model_name_or_path  # the adapter records the id, not a cache path
     model.config.use_cache = False  # no KV cache while training

@@ -111,12 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
-        script_args, model_args, training_args = make_parser().parse_args_and_config(resolve_recipe(argv))
-        train(script_args, model_args, training_args)
+        args = parse(argv)
+        train(*args)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def parse(argv: list[str]) -> tuple[ScriptArguments, ModelConfig, SFTConfig]:
+    """The recipe, then the flags; an invalid combination is a DataError, not a traceback."""
+    try:
+        return make_parser().parse_args_and_config(resolve_recipe(argv))
+    except ValueError as err:  # raised by the config dataclasses' checks, e.g. bf16 without a GPU
+        hint = " (on a CPU: --use_cpu true --bf16 false, or --config cpu-embedded)" if "bf16" in str(err) else ""
+        raise DataError(f"invalid configuration: {err}{hint}") from None
 
 
 def train(script_args: ScriptArguments, model_args: ModelConfig, training_args: SFTConfig) -> SFTTrainer:
