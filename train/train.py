@@ -128,7 +128,9 @@ def parse(argv: list[str]) -> tuple[ScriptArguments, ModelConfig, SFTConfig]:
         raise DataError(f"invalid configuration: {err}{hint}") from None
 
 
-def train(script_args: ScriptArguments, model_args: ModelConfig, training_args: SFTConfig) -> SFTTrainer:
+def train(
+    script_args: ScriptArguments, model_args: ModelConfig, training_args: SFTConfig, callbacks=None
+) -> SFTTrainer:
     if not script_args.data_file:
         raise DataError("no data: pass --data_file (a CSV, a PhraseBank .txt, a dataset folder or Hub id)")
     if not model_args.model_name_or_path:
@@ -161,6 +163,7 @@ def train(script_args: ScriptArguments, model_args: ModelConfig, training_args: 
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=True if script_args.resume else None)
     trainer.save_model(str(output_dir))  # adapter + tokenizer

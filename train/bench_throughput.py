@@ -1,0 +1,120 @@
+"""Training throughput of the cpu-embedded recipe under variations, in one run.
+
+    python train/bench_throughput.py --data_file ../shared/data/financial_phrasebank/all-data.csv
+
+Each variant trains the recipe's own model, split and batch size for --steps
+optimizer steps through `train.py`'s own `train()`; the first --warmup steps
+are dropped and the median of the rest is reported as seconds per step,
+rows/s and (non-padding) tokens/s. Every variant sees the same batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+
+import torch
+from transformers import TrainerCallback
+
+from finsent.train import train as train_script
+
+# name -> flags on top of `--config cpu-embedded`
+VARIANTS = {
+    "fp32": ["--dtype", "float32", "--bf16", "false"],
+    "fp32 + activation checkpointing": ["--dtype", "float32", "--bf16", "false", "--activation_checkpointing", "true"],
+    "fp32 weights, bf16 autocast": ["--dtype", "float32", "--bf16", "true"],
+    "bf16 weights, fp32 LoRA, no autocast": ["--dtype", "bfloat16", "--bf16", "false"],
+    "bf16 weights, fp32 LoRA, bf16 autocast": ["--dtype", "bfloat16", "--bf16", "true"],
+    "bf16 autocast + group_by_length": ["--dtype", "float32", "--bf16", "true",
+                                        "--train_sampling_strategy", "group_by_length"],
+    "bf16 autocast + group_by_length, 1 thread": ["--dtype", "float32", "--bf16", "true",
+                                                  "--train_sampling_strategy", "group_by_length"],
+    "4-bit nf4, fp32 compute": ["--load_in_4bit", "true", "--use_bnb_nested_quant", "true",
+                                "--dtype", "float32", "--bf16", "false"],
+    "4-bit nf4, bf16 compute + autocast": ["--load_in_4bit", "true", "--use_bnb_nested_quant", "true",
+                                           "--dtype", "bfloat16", "--bf16", "true"],
+}
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.times: list[float] = []
+        self.tokens: list[int] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter() - self.start)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "num_tokens" in logs:
+            self.tokens.append(int(float(logs["num_tokens"])))
+
+
+def run_variant(flags: list[str], data_file: str, steps: int, warmup: int) -> dict:
+    with tempfile.TemporaryDirectory() as out:
+        args = train_script.parse([
+            "--config", "cpu-embedded", "--data_file", data_file, "--output_dir", out, *flags,
+            "--max_steps", str(steps), "--logging_steps", "1", "--eval_strategy", "no",
+            "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
+        ])
+        timer = StepTimer()
+        train_script.train(*args, callbacks=[timer])
+    batch = args[2].per_device_train_batch_size * args[2].gradient_accumulation_steps
+    per_step = [b - a for a, b in zip([0, *timer.tokens], timer.tokens)]  # num_tokens is cumulative
+    seconds = statistics.median(timer.times[warmup:])
+    return {
+        "s_per_step": round(seconds, 3),
+        "rows_per_s": round(batch / seconds, 2),
+        "tokens_per_s": round(statistics.median(per_step[warmup:]) / seconds, 1),
+        "step_times": [round(t, 3) for t in timer.times],
+    }
+
+
+def machine() -> dict:
+    flags = open("/proc/cpuinfo").read().split("flags\t\t:")[1].split("\n")[0].split()
+    model = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    name = next((line.split(":", 1)[1].strip() for line in model.splitlines() if "Model name" in line), "?")
+    return {
+        "cpu": name, "cores": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
+        "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_file", required=True, help="labelled headlines (the recipe's 900-row split is drawn from it)")
+    parser.add_argument("--steps", type=int, default=8, help="optimizer steps per variant")
+    parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the median")
+    parser.add_argument("--only", nargs="*", help="run only these variants (names as listed in VARIANTS)")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+
+    results = {"machine": machine(), "steps": args.steps, "warmup": args.warmup, "variants": {}}
+    threads = torch.get_num_threads()
+    for name, flags in VARIANTS.items():
+        if args.only and name not in args.only:
+            continue
+        torch.set_num_threads(1 if name.endswith("1 thread") else threads)
+        results["variants"][name] = run_variant(flags, args.data_file, args.steps, args.warmup)
+        print(json.dumps({name: results["variants"][name]}), flush=True)
+    torch.set_num_threads(threads)
+
+    print(f"\n{json.dumps(results['machine'])}\n")
+    print("| variant | s/step (median) | rows/s | tokens/s |\n| --- | ---: | ---: | ---: |")
+    for name, r in results["variants"].items():
+        print(f"| {name} | {r['s_per_step']} | {r['rows_per_s']} | {r['tokens_per_s']} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
