@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import TrainerCallback
 
 from conftest import REPO, SAMPLE_HEADLINES
 from finsent.train import train as train_script
@@ -97,3 +98,64 @@ def test_lora_weights_change_and_base_weights_do_not(tiny_phi, tmp_path):
         assert torch.equal(trained[name].data.cpu(), param.data.cpu()), name
     lora_b = [p for n, p in trained.items() if "lora_B" in n]
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b)
+
+
+class StepCounter(TrainerCallback):
+    steps = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps += 1
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_phi, tmp_path):
+    out = tmp_path / "run"
+    checkpoints = ["--save_strategy", "steps", "--save_steps", "1"]
+    assert train_script.main(tiny_args(tiny_phi, out, *checkpoints)) == 0
+    assert (out / "checkpoint-2").is_dir()
+
+    counter = StepCounter()
+    args = train_script.parse(tiny_args(tiny_phi, out, *checkpoints, "--max_steps", "4", "--resume"))
+    trainer = train_script.train(*args, callbacks=[counter])
+    assert trainer.state.global_step == 4 and counter.steps == 2  # steps 3 and 4 only
+    assert (out / "checkpoint-4").is_dir()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--resume"], "holds no checkpoint-* folder to resume from"),
+        (["--data_file", "no/such.csv"], "no/such.csv: no such file or directory"),
+        (["--config", "no-such-recipe"], "no such recipe file; use one of cpu-embedded, phi2-qlora"),
+        (["--train_size", "lots"], "--train_size 'lots': give a number of rows per label, or `all`"),
+        (["--train_size", "60"], "'negative' has 50 distinct rows, the sizes need 70"),
+        (["--eval_size", "0", "--eval_strategy", "epoch"], "--eval_size 0 leaves no eval set"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tiny_phi, tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    assert train_script.main(tiny_args(tiny_phi, out, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.startswith("error: ") and "\n" not in err
+    assert not out.exists()
+
+
+def test_refuses_to_overwrite_a_finished_run(tiny_phi, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_script.main(tiny_args(tiny_phi, out)) == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert train_script.main(tiny_args(tiny_phi, out)) == 2
+    assert "already holds a run: pass --resume" in capsys.readouterr().err
+    assert before == {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+
+
+def test_accelerate_launch_two_cpu_processes(tiny_phi, tmp_path):
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "train/train.py", *tiny_args(tiny_phi, out, "--per_device_train_batch_size", "2"),
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "process 0 of 2" in done.stderr and "process 1 of 2" in done.stderr
+    assert (out / "adapter_model.safetensors").is_file() and (out / "split" / "summary.json").is_file()

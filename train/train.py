@@ -131,18 +131,22 @@ def parse(argv: list[str]) -> tuple[ScriptArguments, ModelConfig, SFTConfig]:
 def train(
     script_args: ScriptArguments, model_args: ModelConfig, training_args: SFTConfig, callbacks=None
 ) -> SFTTrainer:
+    """Read and split the data, load the model, fine-tune, save; returns the trainer (tests, benchmarks)."""
+    logger.info("config: %s", {"script": script_args, "model": model_args})
+    logger.info("process %d of %d", training_args.process_index, training_args.world_size)
     if not script_args.data_file:
         raise DataError("no data: pass --data_file (a CSV, a PhraseBank .txt, a dataset folder or Hub id)")
     if not model_args.model_name_or_path:
         raise DataError("no base model: pass --config phi2-qlora / cpu-embedded, or --model_name_or_path")
     output_dir = Path(training_args.output_dir)
     check_output_dir(output_dir, script_args.resume)
-    logger.info("config: %s", {"script": script_args, "model": model_args})
 
     # Data: read, validate and split before anything is written.
     table = read_labelled(script_args.data_file, dataset_config=script_args.dataset_config,
                           encoding=script_args.encoding)
     splits, summary = split_dataset(table, script_args.sizes(), seed=script_args.split_seed)
+    if not len(splits["eval"]) and training_args.eval_strategy != "no":
+        raise DataError("--eval_size 0 leaves no eval set: also pass --eval_strategy no")
     summary["source"] = script_args.data_file
     if training_args.process_index == 0:
         write_split(splits, summary, output_dir)
