@@ -42,10 +42,14 @@ def test_every_recipe_parses(recipe):
     assert script.sizes().test == 300
 
 
-def test_help_runs():
-    out = subprocess.run([sys.executable, "train/train.py", "--help"], cwd=REPO, capture_output=True, text=True)
+@pytest.mark.parametrize("script, flags", [
+    ("train/train.py", ["--data_file", "--lora_r", "--load_in_4bit", "--resume", "--max_length"]),
+    ("train/bench_throughput.py", ["--data_file", "--steps"]),
+])
+def test_help_runs(script, flags):
+    out = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "--data_file" in out.stdout and "--lora_r" in out.stdout and "--resume" in out.stdout
+    assert all(flag in out.stdout for flag in flags)
 
 
 def test_find_lora_targets_on_phi_never_the_head(tiny_phi):
@@ -62,7 +66,9 @@ def test_main_writes_a_loadable_adapter_and_tensorboard_logs(tiny_phi, tmp_path)
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "trained-model"
-    assert train_script.main(tiny_args(tiny_phi, out)) == 0
+    # one whole epoch, so the per-epoch eval runs: 3 labels x 8 rows / batch 4 = 6 steps
+    one_epoch = ["--train_size", "8", "--max_steps", "-1", "--num_train_epochs", "1", "--eval_strategy", "epoch"]
+    assert train_script.main(tiny_args(tiny_phi, out, *one_epoch)) == 0
 
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json",
                  train_script.RESOLVED_CONFIG, "split/summary.json", "split/train.csv", "split/test.csv"):
@@ -80,8 +86,10 @@ def test_main_writes_a_loadable_adapter_and_tensorboard_logs(tiny_phi, tmp_path)
     events = EventAccumulator(str(event_dir))
     events.Reload()
     losses = [e.value for e in events.Scalars("train/loss")]
-    assert len(losses) == 2 and all(v > 0 for v in losses)
-    assert "train/learning_rate" in events.Tags()["scalars"]
+    assert len(losses) == 6 and all(v > 0 for v in losses)
+    assert len(events.Scalars("train/learning_rate")) == 6
+    [eval_loss] = events.Scalars("eval/loss")
+    assert eval_loss.step == 6 and eval_loss.value > 0
 
 
 def test_lora_weights_change_and_base_weights_do_not(tiny_phi, tmp_path):
@@ -118,6 +126,9 @@ def test_resume_continues_from_the_last_checkpoint(tiny_phi, tmp_path):
     trainer = train_script.train(*args, callbacks=[counter])
     assert trainer.state.global_step == 4 and counter.steps == 2  # steps 3 and 4 only
     assert (out / "checkpoint-4").is_dir()
+
+    changed = tiny_args(tiny_phi, out, *checkpoints, "--max_steps", "6", "--resume", "--split_seed", "7")
+    assert train_script.main(changed) == 2
 
 
 @pytest.mark.parametrize(

@@ -355,6 +355,20 @@ def split_dataset(
     return splits, summary
 
 
+def _csv_bytes(df: pd.DataFrame) -> bytes:
+    """A split file's bytes: header sentiment,text, UTF-8, quoted as needed."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(df[list(COLUMNS)].itertuples(index=False, name=None))
+    return buffer.getvalue().encode("utf-8")
+
+
+def split_digests(splits: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """sha256 of each split file as `write_split` writes it, without writing it."""
+    return {f"{side}.csv": hashlib.sha256(_csv_bytes(splits[side])).hexdigest() for side in SPLITS}
+
+
 def write_split(splits: dict[str, pd.DataFrame], summary: dict, output_dir: str | Path) -> Path:
     """Write output_dir/split/{train,eval,test}.csv and summary.json (plus the CSVs' sha256), all or nothing.
 
@@ -366,15 +380,9 @@ def write_split(splits: dict[str, pd.DataFrame], summary: dict, output_dir: str 
     final = output_dir / "split"
     tmp = Path(tempfile.mkdtemp(prefix=".split-", dir=output_dir))
     try:
-        digests = {}
         for side in SPLITS:
-            path = tmp / f"{side}.csv"
-            with path.open("w", encoding="utf-8", newline="") as f:
-                writer = csv.writer(f, lineterminator="\n")
-                writer.writerow(COLUMNS)
-                writer.writerows(splits[side][list(COLUMNS)].itertuples(index=False, name=None))
-            digests[f"{side}.csv"] = file_sha256(path)
-        text = json.dumps({**summary, "sha256": digests}, indent=2, ensure_ascii=False)
+            (tmp / f"{side}.csv").write_bytes(_csv_bytes(splits[side]))
+        text = json.dumps({**summary, "sha256": split_digests(splits)}, indent=2, ensure_ascii=False)
         (tmp / "summary.json").write_text(text + "\n", encoding="utf-8")
         if final.exists():  # a directory cannot be renamed over a full one: move the old aside first
             old = Path(tempfile.mkdtemp(prefix=".split-old-", dir=output_dir))

@@ -65,3 +65,21 @@ def get_lora_config(model_args: ModelConfig, model):
         targets = find_lora_targets(model).module_names
         model_args = dataclasses.replace(model_args, lora_target_modules=targets)
     return get_peft_config(model_args)
+
+
+def compact_lm_head_on_cpu(enabled: bool = True) -> None:
+    """Make TRL's fused LM head score only the completion positions on the CPU, as it does on CUDA.
+
+    Workaround for TRL 1.16: `trl.trainer.utils` scores every position (prompt and padding
+    included) on devices without Triton, to spare Neuron recompilations (`compact =
+    _use_triton(device)`). On a CPU that is ~1/3 of each step of the cpu-embedded recipe
+    (BENCHMARKS.md). Only the `compact` decision reads this name; the kernels keep their own
+    `_use_triton`. Remove once TRL compacts on the CPU.
+    """
+    import trl.trainer.utils as trl_utils
+    from trl.kernels.chunked_logprob import _use_triton
+
+    if enabled:
+        trl_utils._use_triton = lambda device: device.type == "cpu" or _use_triton(device)
+    else:
+        trl_utils._use_triton = _use_triton

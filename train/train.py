@@ -25,10 +25,17 @@ from finsent.train.data import (
     SplitSizes,
     read_labelled,
     split_dataset,
+    split_digests,
     to_prompt_completion,
     write_split,
 )
-from finsent.train.modeling import find_lora_targets, get_lora_config, get_model, get_tokenizer
+from finsent.train.modeling import (
+    compact_lm_head_on_cpu,
+    find_lora_targets,
+    get_lora_config,
+    get_model,
+    get_tokenizer,
+)
 
 logger = logging.getLogger("finsent.train")
 
@@ -98,6 +105,16 @@ def check_output_dir(output_dir: Path, resume: bool) -> None:
         )
 
 
+def check_same_split(output_dir: Path, splits) -> None:
+    """A resumed run must train on the split it started with."""
+    summary = output_dir / "split" / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("sha256") != split_digests(splits):
+        raise DataError(
+            f"--resume: the data or split flags differ from those of the run in {output_dir} "
+            f"(see {summary}); pass the same --data_file and sizes, or start a new --output_dir"
+        )
+
+
 def save_resolved_config(path: Path, script_args, model_args, training_args) -> None:
     config = {
         "script": dataclasses.asdict(script_args),
@@ -148,6 +165,8 @@ def train(
     if not len(splits["eval"]) and training_args.eval_strategy != "no":
         raise DataError("--eval_size 0 leaves no eval set: also pass --eval_strategy no")
     summary["source"] = script_args.data_file
+    if script_args.resume:
+        check_same_split(output_dir, splits)
     if training_args.process_index == 0:
         write_split(splits, summary, output_dir)
     train_dataset = to_prompt_completion(splits["train"])
@@ -160,6 +179,7 @@ def train(
     peft_config = get_lora_config(model_args, model)
     logger.info("LoRA on: %s", peft_config.target_modules)
 
+    compact_lm_head_on_cpu()
     trainer = SFTTrainer(
         model=model,
         args=training_args,
