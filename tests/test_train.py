@@ -144,7 +144,10 @@ def test_resume_continues_from_the_last_checkpoint(tiny_phi, tmp_path):
 )
 def test_bad_input_is_one_line_and_writes_nothing(tiny_phi, tmp_path, capsys, extra, message):
     out = tmp_path / "run"
-    assert train_script.main(tiny_args(tiny_phi, out, *extra)) == 2
+    argv = tiny_args(tiny_phi, out, *extra)
+    if extra[0] == "--config":
+        argv = argv[2:]  # tiny_args starts with --config cpu-embedded
+    assert train_script.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and err.startswith("error: ") and "\n" not in err
     assert not out.exists()
@@ -160,9 +163,11 @@ def test_refuses_to_overwrite_a_finished_run(tiny_phi, tmp_path, capsys):
 
 
 def test_accelerate_launch_two_cpu_processes(tiny_phi, tmp_path):
+    # --multi_gpu picks accelerate's torchrun launcher; on a machine without CUDA the processes
+    # join over gloo (`--cpu` would start a single process). The recipe sets use_cpu.
     out = tmp_path / "ddp"
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         "train/train.py", *tiny_args(tiny_phi, out, "--per_device_train_batch_size", "2"),
     ]
@@ -170,3 +175,34 @@ def test_accelerate_launch_two_cpu_processes(tiny_phi, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "process 0 of 2" in done.stderr and "process 1 of 2" in done.stderr
     assert (out / "adapter_model.safetensors").is_file() and (out / "split" / "summary.json").is_file()
+
+
+def test_compact_lm_head_on_cpu_scores_like_the_full_head(tiny_phi):
+    """The TRL workaround changes which positions are scored, not the result (nor the gradient)."""
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    from finsent.train.modeling import compact_lm_head_on_cpu
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_phi)
+    add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    ids = torch.randint(0, model.config.vocab_size, (3, 12), generator=torch.Generator().manual_seed(0))
+    labels = ids.clone()
+    labels[:, :9] = -100  # the prompt: only the last positions are the completion
+    labels[2, 9:] = -100  # a row with no completion at all
+
+    results = []
+    try:
+        for compact in (False, True):
+            compact_lm_head_on_cpu(compact)
+            model.zero_grad()
+            out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+            (-out.log_probs.sum()).backward()
+            results.append((out, model.model.layers[0].mlp.fc1.weight.grad.clone()))
+    finally:
+        compact_lm_head_on_cpu(True)
+    (full, full_grad), (compact, compact_grad) = results
+    for field in ("log_probs", "entropy", "is_top1"):
+        assert torch.allclose(getattr(full, field).float(), getattr(compact, field).float(), atol=1e-5), field
+    assert torch.allclose(full_grad, compact_grad, atol=1e-6)
+    assert compact.log_probs[2].abs().sum() == 0
