@@ -5,8 +5,8 @@
 
 A recipe (`--config NAME` for train/configs/NAME.yaml, or a path) sets the defaults;
 flags win. The adapter, tokenizer, resolved config and split land in --output_dir
-(default trained-model/); TensorBoard logs in its runs/ folder. Multi-GPU:
-`accelerate launch train/train.py --config phi2-qlora ...`.
+(the recipes say trained-model/); TensorBoard logs in its runs/ folder. Several GPUs:
+`accelerate launch --multi_gpu --num_processes N train/train.py --config phi2-qlora ...`.
 """
 
 from __future__ import annotations
