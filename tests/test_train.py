@@ -140,6 +140,8 @@ def test_resume_continues_from_the_last_checkpoint(tiny_phi, tmp_path):
         (["--train_size", "lots"], "--train_size 'lots': give a number of rows per label, or `all`"),
         (["--train_size", "60"], "'negative' has 50 distinct rows, the sizes need 70"),
         (["--eval_size", "0", "--eval_strategy", "epoch"], "--eval_size 0 leaves no eval set"),
+        (["--test_size", "-1"], "--test_size must be 0 or more"),
+        (["--model_name_or_path", "/no/such/model"], "--model_name_or_path /no/such/model: cannot load it"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tiny_phi, tmp_path, capsys, extra, message):

@@ -43,6 +43,10 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 RESOLVED_CONFIG = "training_config.yaml"
 
 
+class UsageError(ValueError):
+    """A flag or recipe the user must fix; the message names it and the fix."""
+
+
 @dataclasses.dataclass
 class ScriptArguments:
     data_file: str | None = dataclasses.field(
@@ -67,13 +71,13 @@ class ScriptArguments:
     )
 
     def sizes(self) -> SplitSizes:
-        if self.train_size.strip().lower() == "all":
-            return SplitSizes(train=None, test=self.test_size, eval=self.eval_size)
         try:
-            train = int(self.train_size)
-        except ValueError:
-            raise DataError(f"--train_size {self.train_size!r}: give a number of rows per label, or `all`") from None
-        return SplitSizes(train=train, test=self.test_size, eval=self.eval_size)
+            train = None if self.train_size.strip().lower() == "all" else int(self.train_size)
+            return SplitSizes(train=train, test=self.test_size, eval=self.eval_size)
+        except ValueError as err:  # not a number, or negative
+            if "_size" in str(err):
+                raise UsageError(str(err)) from None
+            raise UsageError(f"--train_size {self.train_size!r}: give a number of rows per label, or `all`") from None
 
 
 def make_parser() -> TrlParser:
@@ -89,7 +93,7 @@ def resolve_recipe(argv: list[str]) -> list[str]:
             argv[i] = str(CONFIGS / f"{argv[i]}.yaml")
         elif not Path(argv[i]).is_file():
             names = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
-            raise DataError(f"--config {argv[i]}: no such recipe file; use one of {names} or a YAML path")
+            raise UsageError(f"--config {argv[i]}: no such recipe file; use one of {names} or a YAML path")
     return argv
 
 
@@ -97,9 +101,9 @@ def check_output_dir(output_dir: Path, resume: bool) -> None:
     """Never overwrite a finished or interrupted run by accident."""
     checkpoints = sorted(output_dir.glob("checkpoint-*"))
     if resume and not checkpoints:
-        raise DataError(f"--resume: {output_dir} holds no checkpoint-* folder to resume from; drop --resume")
+        raise UsageError(f"--resume: {output_dir} holds no checkpoint-* folder to resume from; drop --resume")
     if not resume and (checkpoints or (output_dir / "adapter_config.json").exists()):
-        raise DataError(
+        raise UsageError(
             f"{output_dir} already holds a run: pass --resume to continue it, "
             "or choose another --output_dir (or delete that folder)"
         )
@@ -109,7 +113,7 @@ def check_same_split(output_dir: Path, splits) -> None:
     """A resumed run must train on the split it started with."""
     summary = output_dir / "split" / "summary.json"
     if summary.is_file() and json.loads(summary.read_text()).get("sha256") != split_digests(splits):
-        raise DataError(
+        raise UsageError(
             f"--resume: the data or split flags differ from those of the run in {output_dir} "
             f"(see {summary}); pass the same --data_file and sizes, or start a new --output_dir"
         )
@@ -130,19 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
         train(*args)
-    except DataError as err:
+    except (DataError, UsageError) as err:  # the user's to fix: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
 
 
 def parse(argv: list[str]) -> tuple[ScriptArguments, ModelConfig, SFTConfig]:
-    """The recipe, then the flags; an invalid combination is a DataError, not a traceback."""
+    """The recipe, then the flags; an invalid combination is a UsageError, not a traceback."""
     try:
         return make_parser().parse_args_and_config(resolve_recipe(argv))
     except ValueError as err:  # raised by the config dataclasses' checks, e.g. bf16 without a GPU
         hint = " (on a CPU: --use_cpu true --bf16 false, or --config cpu-embedded)" if "bf16" in str(err) else ""
-        raise DataError(f"invalid configuration: {err}{hint}") from None
+        raise UsageError(f"invalid configuration: {err}{hint}") from None
 
 
 def train(
@@ -152,9 +156,9 @@ def train(
     logger.info("config: %s", {"script": script_args, "model": model_args})
     logger.info("process %d of %d", training_args.process_index, training_args.world_size)
     if not script_args.data_file:
-        raise DataError("no data: pass --data_file (a CSV, a PhraseBank .txt, a dataset folder or Hub id)")
+        raise UsageError("no data: pass --data_file (a CSV, a PhraseBank .txt, a dataset folder or Hub id)")
     if not model_args.model_name_or_path:
-        raise DataError("no base model: pass --config phi2-qlora / cpu-embedded, or --model_name_or_path")
+        raise UsageError("no base model: pass --config phi2-qlora / cpu-embedded, or --model_name_or_path")
     output_dir = Path(training_args.output_dir)
     check_output_dir(output_dir, script_args.resume)
 
@@ -162,23 +166,31 @@ def train(
     table = read_labelled(script_args.data_file, dataset_config=script_args.dataset_config,
                           encoding=script_args.encoding)
     splits, summary = split_dataset(table, script_args.sizes(), seed=script_args.split_seed)
-    if not len(splits["eval"]) and training_args.eval_strategy != "no":
-        raise DataError("--eval_size 0 leaves no eval set: also pass --eval_strategy no")
     summary["source"] = script_args.data_file
+    if not len(splits["eval"]) and training_args.eval_strategy != "no":
+        raise UsageError("--eval_size 0 leaves no eval set: also pass --eval_strategy no")
     if script_args.resume:
         check_same_split(output_dir, splits)
-    if training_args.process_index == 0:
-        write_split(splits, summary, output_dir)
     train_dataset = to_prompt_completion(splits["train"])
     eval_dataset = to_prompt_completion(splits["eval"]) if len(splits["eval"]) else None
 
-    tokenizer = get_tokenizer(model_args)
-    model = get_model(model_args)
+    # Model: loaded before anything is written, so a wrong id leaves no output behind.
+    try:
+        tokenizer = get_tokenizer(model_args)
+        model = get_model(model_args)
+    except (OSError, ValueError) as err:  # not found, not a model, Hub unreachable
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(
+            f"--model_name_or_path {model_args.model_name_or_path}: cannot load it ({reason}); "
+            "pass a local model folder, or a Hub id with the network to fetch it"
+        ) from None
     targets = find_lora_targets(model)
     logger.info("%d layers; linear modules: %s", targets.num_layers, " ".join(targets.module_names))
     peft_config = get_lora_config(model_args, model)
     logger.info("LoRA on: %s", peft_config.target_modules)
 
+    if training_args.process_index == 0:
+        write_split(splits, summary, output_dir)
     compact_lm_head_on_cpu()
     trainer = SFTTrainer(
         model=model,
