@@ -25,6 +25,7 @@ demo: setup
 		--train_size 30 --test_size 15 --eval_size 5 --num_train_epochs 1 --output_dir $(DEMO_DIR)
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -ra
 
 # The quick local loop: skips the tests that materialise or train the real embedded model.

@@ -93,8 +93,6 @@ def test_main_writes_a_loadable_adapter_and_tensorboard_logs(tiny_phi, tmp_path)
 
 
 def test_lora_weights_change_and_base_weights_do_not(tiny_phi, tmp_path):
-    from transformers import AutoModelForCausalLM
-
     args = train_script.parse(tiny_args(tiny_phi, tmp_path / "run"))
     trainer = train_script.train(*args)
     # PEFT wraps each adapted layer: base_model.model.<name> and <layer>.base_layer.weight

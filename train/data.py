@@ -250,7 +250,7 @@ def _dataset_records(source: str, ds: datasets.Dataset) -> tuple[list[Record], l
     # A ClassLabel stores ints: takala/financial_phrasebank has 0 negative, 1 neutral, 2 positive.
     if isinstance(feature, datasets.ClassLabel):
         labels = [feature.int2str(value) for value in labels]
-    rows = enumerate(zip(labels, ds[text_col]), start=1)
+    rows = enumerate(zip(labels, ds[text_col], strict=True), start=1)
     return [(f"row {i}", label, text) for i, (label, text) in rows], []
 
 

@@ -6,8 +6,8 @@ import dataclasses
 import logging
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 from accelerate import PartialState
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import ModelConfig, get_peft_config, get_quantization_config
 
 from finsent.space.embedded import resolve_model_path
