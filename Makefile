@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.finsent-installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup browser demo test test-fast clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,18 +18,24 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
+# PNG export of the figures drives a Chromium (kaleido); Debian's package, where we can install it.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+		|| echo "no chromium: figures are written as HTML only (install chromium for PNG)"
+
 # Until the Space app lands: a short run of the CPU recipe on the sample headlines.
 demo: setup
 	rm -rf $(DEMO_DIR)
 	$(BIN)/python train/train.py --config cpu-embedded --data_file train/sample_headlines.csv \
 		--train_size 30 --test_size 15 --eval_size 5 --num_train_epochs 1 --output_dir $(DEMO_DIR)
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -ra
 
 # The quick local loop: skips the tests that materialise or train the real embedded model.
-test-fast: setup
+test-fast: setup browser
 	$(BIN)/python -m pytest -ra -m "not slow"
 
 clean:

@@ -1,10 +1,29 @@
-"""The task's facts: the three labels and the prompt.
+"""The task's facts (the three labels and the prompt) and the label scorer.
 
 This folder deploys alone as the Hugging Face Space, so it imports nothing from
 `train/`, `eval/` or `model_card/`; they import these facts from here.
+
+Scoring: the probability of each label is that of its whole token sequence
+after the prompt, normalised over the three labels, so there is never an
+invalid answer and a label that tokenizes to several tokens is scored whole.
+The instruction that starts every prompt is run through the model once; its
+key/value cache is reused by every headline, which then costs only its own
+tokens (about 35 of a prompt's 85).
 """
 
 from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass, field
+
+try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
+    from .embedded import resolve_model_path
+except ImportError:
+    from embedded import resolve_model_path
+
+logger = logging.getLogger(__name__)
 
 LABELS = ("negative", "neutral", "positive")
 
@@ -29,3 +48,199 @@ def build_completion(label: str) -> str:
         raise ValueError(f"unknown label {label!r}: expected one of {', '.join(LABELS)}")
     return f" {label}"
 
+
+def quantization_config(compute_dtype="bfloat16"):
+    """4-bit NF4 with double quantization, as QLoRA trains it."""
+    from transformers import BitsAndBytesConfig  # bitsandbytes is needed on this path only
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def default_dtype(device: str) -> str:
+    """bf16 where the hardware computes it natively (CUDA, CPUs with AVX-512 BF16/AMX), else fp32."""
+    import torch
+
+    if device == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    try:
+        return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+    except (AttributeError, RuntimeError):
+        return "float32"
+
+
+@dataclass
+class Classifier:
+    """A causal LM (optionally with a LoRA adapter) that scores the three labels after the prompt."""
+
+    model: object
+    tokenizer: object
+    share_prefix: bool = True  # reuse the instruction's key/value cache; off only to measure it
+    _label_ids: list[list[int]] = field(init=False)
+    _prefix_ids: list[int] = field(init=False)
+    _prefix_cache: object = field(init=False, default=None)
+
+    def __post_init__(self):
+        tok = self.tokenizer
+        example = build_prompt("Example headline")
+        prompt_ids = tok(example).input_ids
+        self._label_ids = []
+        for label in LABELS:
+            ids = tok(example + build_completion(label)).input_ids
+            if ids[: len(prompt_ids)] != prompt_ids:
+                raise ValueError(f"the tokenizer merges the prompt's end with {label!r}; cannot score it")
+            self._label_ids.append(ids[len(prompt_ids):])
+        # The tokens every prompt starts with: the instruction up to the headline's bracket.
+        instruction = PROMPT_TEMPLATE.split("{text}")[0].removesuffix("[")
+        self._prefix_ids = tok(instruction).input_ids
+        if prompt_ids[: len(self._prefix_ids)] != self._prefix_ids:
+            self._prefix_ids = []  # this tokenizer merges across the boundary: no shared prefix
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    # The decoder stack and the LM head, called apart so that the head runs on the positions
+    # that need logits only (a 49k-word head on every position costs as much as 5 layers).
+    # With an unmerged PEFT model the LoRA layers sit inside the decoder, so they still apply.
+    @property
+    def _decoder(self):
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return base.get_decoder()
+
+    @property
+    def _head(self):
+        return self.model.get_output_embeddings()
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32, progress: bool = False):
+        """An (N, 3) numpy array: P(label | prompt) for LABELS, each row summing to 1."""
+        import numpy as np
+        import torch
+
+        encoded = self.tokenizer([build_prompt(text) for text in texts]).input_ids
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
+        scores = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="scoring", unit="batch")
+        with torch.inference_mode():
+            for batch in batches:
+                scores[batch] = self._score_batch([encoded[i] for i in batch])
+        scores -= scores.max(axis=1, keepdims=True)
+        probs = np.exp(scores)
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def classify(self, texts: list[str], batch_size: int = 32) -> list[dict[str, float]]:
+        """{label: probability} for each text."""
+        return [dict(zip(LABELS, map(float, row), strict=True)) for row in self.predict_proba(texts, batch_size)]
+
+    def _prefix(self, rows: list[list[int]]):
+        """The shared prefix length and its cache, expanded to the batch (or 0, None)."""
+        import torch
+
+        n = len(self._prefix_ids)
+        if not (self.share_prefix and n and all(r[:n] == self._prefix_ids and len(r) > n for r in rows)):
+            return 0, None
+        if self._prefix_cache is None:
+            ids = torch.tensor([self._prefix_ids], device=self.device)
+            self._prefix_cache = self._decoder(input_ids=ids, use_cache=True).cache
+        cache = copy.deepcopy(self._prefix_cache)
+        cache.batch_repeat_interleave(len(rows))
+        return n, cache
+
+    def _score_batch(self, rows: list[list[int]]):
+        """Summed log-probabilities of each label's tokens after each prompt: (B, 3) numpy."""
+        import torch
+
+        device = self.device
+        start, cache = self._prefix(rows)
+        suffixes = [r[start:] for r in rows]
+        lengths = torch.tensor([len(s) for s in suffixes], device=device)
+        width = int(lengths.max())
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        # Left padding, so every prompt ends in the last column and only that column needs logits;
+        # the positions skip the padding, as if each prompt were alone.
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=device)
+        offset = (width - lengths)[:, None]
+        columns = torch.arange(width, device=device)[None, :]
+        mask = torch.cat([torch.ones(len(rows), start, dtype=torch.long, device=device),
+                          (columns >= offset).long()], dim=1)
+        positions = start + (columns - offset).clamp(min=0)
+        out = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+        # The head on the last column only: (B, vocab), not (B, width, vocab).
+        last = self._head(out.last_hidden_state[:, -1]).float().log_softmax(-1)  # the token after each prompt
+
+        scores = torch.zeros(len(rows), len(LABELS), device=device)
+        for j, label_ids in enumerate(self._label_ids):
+            scores[:, j] = last[:, label_ids[0]]
+            if len(label_ids) > 1:  # the rest of a multi-token label, after its first token
+                scores[:, j] += self._continuation(out.cache, mask, start + lengths, label_ids)
+        return scores.cpu().numpy()
+
+    def _continuation(self, cache, mask, positions, label_ids):
+        """log P(label_ids[1:] | prompt, label_ids[0]) per row; the cache is cropped back after."""
+        import torch
+
+        tail = torch.tensor(label_ids[:-1], device=mask.device).expand(len(positions), -1)
+        steps = torch.arange(tail.shape[1], device=mask.device)
+        out = self._decoder(
+            input_ids=tail,
+            attention_mask=torch.cat([mask, mask.new_ones(tail.shape)], dim=1),
+            position_ids=positions[:, None] + steps[None, :],  # right after each row's own prompt
+            cache=cache,
+            use_cache=True,
+        )
+        cache.crop(-tail.shape[1])
+        logp = self._head(out.last_hidden_state).float().log_softmax(-1)
+        targets = torch.tensor(label_ids[1:], device=mask.device)
+        return logp[:, steps, targets].sum(-1)
+
+
+def load_classifier(
+    base_model: str,
+    adapter: str | None = None,
+    *,
+    load_in_4bit: bool = False,
+    dtype: str | None = None,
+    device: str | None = None,
+) -> Classifier:
+    """Base model (a Hub id, a local folder, or the embedded SmolLM2 id) plus an optional LoRA adapter.
+
+    Without 4-bit, the adapter is merged into the base in fp32 and the result cast to `dtype`
+    (default: bf16 where the hardware has it), so inference pays nothing for LoRA.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = dtype or default_dtype(device)
+    path = resolve_model_path(base_model)
+    if load_in_4bit:
+        kwargs = {"quantization_config": quantization_config(dtype), "dtype": dtype, "device_map": {"": device}}
+    else:
+        kwargs = {"dtype": torch.float32}
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    tokenizer_source = path
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+        if not load_in_4bit:
+            model = model.merge_and_unload()
+        if os.path.isfile(os.path.join(adapter, "tokenizer_config.json")):
+            tokenizer_source = adapter  # the tokenizer as trained
+    if not load_in_4bit:
+        model = model.to(device=device, dtype=getattr(torch, dtype))
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    logger.info("loaded %s%s on %s (%s)", base_model, f" + {adapter}" if adapter else "", device,
+                "4-bit nf4" if load_in_4bit else dtype)
+    return Classifier(model, tokenizer)

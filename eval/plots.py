@@ -1,0 +1,177 @@
+"""The evaluation figures, one function each; the report, the model card and the Space all call them.
+
+    from finsent.eval.plots import confusion_heatmap, per_class_bars, write_figure
+    write_figure(per_class_bars(metrics), Path("runs/demo/per_class"))  # per_class.html + per_class.png
+
+`metrics` is the dict from `finsent.eval.metrics.compute_metrics`.
+
+PNG export goes through kaleido 1.x, which drives a Chrome/Chromium found by
+`choreographer` (the `BROWSER_PATH` variable, then `PATH`, then the usual places
+such as `/usr/bin/chromium`). On Debian, `apt-get install -y --no-install-recommends
+chromium` is all it takes; choreographer passes `--no-sandbox` itself, so it runs as root too.
+Without a browser the HTML is still written and one warning says how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from finsent.space.classifier import LABELS
+
+logger = logging.getLogger(__name__)
+
+SCORES = (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))  # (metrics key, legend name)
+INSTALL_BROWSER = (
+    "install Debian's chromium package (apt-get install -y --no-install-recommends chromium), "
+    "or set BROWSER_PATH to a Chrome/Chromium binary, or run `plotly_get_chrome`"
+)
+
+
+def per_class_bars(metrics: dict, title: str = "Precision, recall and F1 per sentiment") -> go.Figure:
+    """Grouped bars: one group per label, one bar each for precision, recall and F1, values on the bars."""
+    per_label = metrics["per_label"]
+    fig = go.Figure()
+    for key, name in SCORES:
+        values = [per_label[label][key] for label in LABELS]
+        fig.add_trace(
+            go.Bar(
+                name=name,
+                x=list(LABELS),
+                y=values,
+                text=[f"{v:.2f}" for v in values],
+                textposition="outside",
+                cliponaxis=False,  # a bar at 1.0 keeps its value visible above the axis
+                customdata=[per_label[label]["support"] for label in LABELS],
+                hovertemplate=f"{name} %{{y:.3f}}<br>%{{x}}: %{{customdata}} headlines<extra></extra>",
+            )
+        )
+    fig.update_layout(title=title, barmode="group", xaxis_title="Sentiment", legend_title_text="Score")
+    fig.update_yaxes(range=[0, 1], title_text="Score")
+    return fig
+
+
+def confusion_heatmap(metrics: dict, title: str = "Confusion matrix") -> go.Figure:
+    """Counts with true labels as rows (top to bottom) and predictions as columns, each cell annotated.
+
+    The `invalid` column (answers that named no label) is shown only when there are any.
+    """
+    confusion = metrics["confusion_matrix"]
+    predicted, matrix = list(confusion["predicted"]), [list(row) for row in confusion["matrix"]]
+    if not any(row[-1] for row in matrix):  # the last column is `invalid`
+        predicted, matrix = predicted[:-1], [row[:-1] for row in matrix]
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=predicted,
+            y=list(confusion["labels"]),
+            text=matrix,
+            texttemplate="%{text}",  # plotly.js picks a text colour that contrasts with each cell
+            colorscale="Blues",
+            colorbar_title_text="Count",
+            hovertemplate="true %{y}, predicted %{x}: %{z} headlines<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, xaxis_title="Predicted", yaxis_title="True")
+    fig.update_yaxes(autorange="reversed")  # first label on top, as the matrix reads
+    return fig
+
+
+def before_after(before: dict, after: dict, title: str = "Before and after fine-tuning") -> go.Figure:
+    """Grouped bars comparing two evaluations: accuracy, macro F1 and each label's accuracy."""
+    names = ["accuracy", "macro F1", *(f"{label}<br>accuracy" for label in LABELS)]  # <br>: no slanted ticks
+    fig = go.Figure()
+    for name, metrics in (("Before fine-tuning", before), ("After fine-tuning", after)):
+        values = [
+            metrics["accuracy"],
+            metrics["macro"]["f1"],
+            *(metrics["per_label"][label]["accuracy"] for label in LABELS),
+        ]
+        fig.add_trace(
+            go.Bar(
+                name=name,
+                x=names,
+                y=values,
+                text=[f"{v:.2f}" for v in values],
+                textposition="outside",
+                cliponaxis=False,
+                hovertemplate=f"{name}<br>%{{x}} %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(title=title, barmode="group", legend_title_text="Model")
+    fig.update_yaxes(range=[0, 1], title_text="Score")
+    return fig
+
+
+def write_figure(fig: go.Figure, path_stem: Path) -> dict[str, Path]:
+    """Write `path_stem`.html and, where a browser is available, `path_stem`.png; return what was written.
+
+    The HTML loads plotly.js from its CDN (`include_plotlyjs="cdn"`): a few KB instead of
+    ~4.6 MB self-contained, but it needs the internet to display. The PNG is written under
+    a temporary name and renamed, so a failed export never leaves a partial file; when
+    export fails, one warning says why and how to fix it, and a PNG left by an earlier
+    run is removed so it cannot be mistaken for this figure.
+    """
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    html = path_stem.with_name(path_stem.name + ".html")
+    png = path_stem.with_name(path_stem.name + ".png")
+    _write_atomic(html, lambda tmp: fig.write_html(tmp, include_plotlyjs="cdn"))
+    written = {"html": html}
+    try:
+        _write_atomic(png, lambda tmp: fig.write_image(tmp, format="png"))
+    except Exception as e:  # whatever stops the optional PNG, the HTML stands
+        stale = png.exists()
+        png.unlink(missing_ok=True)
+        logger.warning(
+            "%s not written (%s); %s%s",
+            png,
+            _first_line(e),
+            _fix(),
+            f"; removed the stale {png.name} of an earlier run" if stale else "",
+        )
+    else:
+        written["png"] = png
+    logger.info("wrote %s", ", ".join(str(path) for path in written.values()))
+    return written
+
+
+def find_browser() -> str | None:
+    """The Chrome/Chromium that kaleido would drive (kaleido's own search), or None when there is none."""
+    try:
+        from choreographer.browsers import Chromium  # kaleido's dependency; absent without kaleido
+    except ImportError:
+        return None
+    path = Chromium.find_browser(skip_local=False)  # BROWSER_PATH, PATH, typical paths, `plotly_get_chrome`'s copy
+    return path if path and Path(path).is_file() else None
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")  # same folder, so the rename is atomic
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fix() -> str:
+    try:
+        import kaleido  # noqa: F401 - only whether it is installed
+    except ImportError:
+        return "install kaleido (pip install 'kaleido>=1.0'), then a browser: " + INSTALL_BROWSER
+    browser = find_browser()
+    if browser is None:
+        if os.environ.get("BROWSER_PATH"):
+            return f"BROWSER_PATH={os.environ['BROWSER_PATH']!r} is not a file: point it at a Chrome/Chromium binary or unset it"
+        return "no Chrome/Chromium found: " + INSTALL_BROWSER
+    return f"kaleido found the browser {browser}, so the export itself failed; BROWSER_PATH picks another browser"
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

@@ -1,0 +1,94 @@
+"""Label scoring (`score` mode) on the tiny random Phi, against a brute-force reference.
+
+The tiny tokenizer splits every label into two tokens, a space and the word, so the
+labels share their first token: scoring only a first token would tie all three.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from finsent.space.classifier import LABELS, build_completion, build_prompt, load_classifier
+
+HEADLINES = [
+    "Kestrel Oyj lifts its full-year outlook",
+    "Norvale Group cuts 200 jobs",
+    "Ferrow Bank to publish results on 2 May",
+    "A",  # a one-letter headline: the shortest prompt in the batch
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_phi, tmp_path_factory):
+    """A LoRA adapter with random (non-zero) weights on the tiny Phi, saved with its tokenizer."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(1)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "fc1"], init_lora_weights=False,
+                        task_type="CAUSAL_LM")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_phi), config)
+    path = tmp_path_factory.mktemp("tiny-adapter")
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_phi).save_pretrained(path)
+    return path
+
+
+def reference_probs(model, tokenizer, texts):
+    """One full forward per headline and label, no cache, no padding: softmax of summed log-probs."""
+    rows = []
+    with torch.inference_mode():
+        for text in texts:
+            prompt = tokenizer(build_prompt(text)).input_ids
+            scores = []
+            for label in LABELS:
+                ids = tokenizer(build_prompt(text) + build_completion(label)).input_ids
+                logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+                scores.append(sum(logp[i - 1, ids[i]].item() for i in range(len(prompt), len(ids))))
+            rows.append(torch.tensor(scores).softmax(-1).numpy())
+    return np.stack(rows)
+
+
+def test_labels_are_multi_token_with_a_shared_first_token(tiny_phi):
+    classifier = load_classifier(str(tiny_phi), dtype="float32")
+    label_ids = classifier._label_ids
+    assert all(len(ids) == 2 for ids in label_ids)
+    assert len({ids[0] for ids in label_ids}) == 1
+
+
+@pytest.mark.parametrize("share_prefix", [True, False])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_score_matches_brute_force(tiny_phi, share_prefix, batch_size):
+    classifier = load_classifier(str(tiny_phi), dtype="float32")
+    classifier.share_prefix = share_prefix
+    probs = classifier.predict_proba(HEADLINES, batch_size=batch_size)
+    expected = reference_probs(classifier.model, classifier.tokenizer, HEADLINES)
+    assert probs.shape == (len(HEADLINES), 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+
+
+def test_adapter_is_merged_and_scores_like_the_unmerged_model(tiny_phi, tiny_adapter):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    classifier = load_classifier(str(tiny_phi), str(tiny_adapter), dtype="float32")
+    assert not hasattr(classifier.model, "peft_config")  # merged into plain weights
+    unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_phi), tiny_adapter)
+    expected = reference_probs(unmerged, classifier.tokenizer, HEADLINES)
+    np.testing.assert_allclose(classifier.predict_proba(HEADLINES), expected, atol=1e-4)
+    base = load_classifier(str(tiny_phi), dtype="float32").predict_proba(HEADLINES)
+    assert np.abs(base - expected).max() > 1e-3  # the adapter changes the answer
+
+
+def test_four_bit_with_unmerged_adapter_on_the_cpu(tiny_phi, tiny_adapter):
+    classifier = load_classifier(str(tiny_phi), str(tiny_adapter), load_in_4bit=True, dtype="float32")
+    assert hasattr(classifier.model, "peft_config")  # 4-bit weights are not merged into
+    result = classifier.classify(HEADLINES)
+    assert len(result) == len(HEADLINES) and all(set(r) == set(LABELS) for r in result)
+    assert all(abs(sum(r.values()) - 1) < 1e-6 for r in result)
+    # same as the brute force through the 4-bit PEFT model itself
+    expected = reference_probs(classifier.model, classifier.tokenizer, HEADLINES)
+    np.testing.assert_allclose(classifier.predict_proba(HEADLINES), expected, atol=1e-4)
