@@ -1,0 +1,191 @@
+"""Evaluate a base model alone (zero-shot) and with a LoRA adapter on labelled headlines.
+
+    python eval/evaluate.py --adapter trained-model
+
+With `--adapter`, both the base model and base + adapter are scored on the run's
+own test split (trained-model/split/test.csv) and the outputs go into the adapter
+folder: eval_results.json, eval_report.md, figures/ (HTML and PNG), and the test
+accuracy in the run's TensorBoard logs. `--base_model ID --data_file FILE
+--output_dir DIR` evaluates a base model alone. A TF-IDF + logistic regression
+baseline trained on the split's train.csv is reported beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from finsent.eval import report
+from finsent.eval.baseline import tfidf_baseline
+from finsent.eval.generate import generate_labels
+from finsent.eval.metrics import compute_metrics
+from finsent.space.classifier import LABELS, load_classifier
+from finsent.train.data import DataError, file_sha256, read_labelled
+
+logger = logging.getLogger("finsent.eval")
+
+
+class UsageError(ValueError):
+    """A flag or folder the user must fix; the message names it and the fix."""
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adapter", help="a trained-model folder (or a Hub id) holding a LoRA adapter")
+    parser.add_argument("--base_model", help="base model id or folder (default: the adapter's own base)")
+    parser.add_argument("--data_file", help="labelled headlines (default: the adapter's split/test.csv)")
+    parser.add_argument("--dataset_config", help="config of a Hub dataset given as --data_file")
+    parser.add_argument("--train_file", help="training rows for the TF-IDF baseline (default: split/train.csv "
+                        "beside --data_file's split); `none` skips the baseline")
+    parser.add_argument("--output_dir", help="where results go (default: the adapter folder)")
+    parser.add_argument("--mode", choices=("score", "generate"), default="score",
+                        help="score: label probabilities after the prompt (default); "
+                        "generate: greedy text, label parsed from it (invalid answers counted)")
+    parser.add_argument("--skip_base", action="store_true", help="with --adapter, do not evaluate the base alone")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--max_new_tokens", type=int, default=3, help="generate mode: tokens to write")
+    parser.add_argument("--load_in_4bit", choices=("auto", "true", "false"), default="auto",
+                        help="4-bit NF4 base (auto: on CUDA only)")
+    parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
+                        help="compute precision (default: bf16 where the hardware has it, else fp32)")
+    parser.add_argument("--max_rows", type=int, help="evaluate only the first N rows (a quick look)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    for noisy in ("kaleido", "choreographer", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = make_parser().parse_args(argv)
+    try:
+        evaluate(args)
+    except (DataError, UsageError) as err:  # the user's to fix: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    logger.info("arguments: %s", vars(args))
+    adapter_dir = Path(args.adapter) if args.adapter and Path(args.adapter).exists() else None
+    if adapter_dir is not None:
+        check_adapter(adapter_dir)
+    base_model = args.base_model or (adapter_base(adapter_dir) if adapter_dir else None)
+    if not base_model:
+        raise UsageError("no model: pass --adapter trained-model, or --base_model ID (a Hub id or a folder)")
+    data_file = args.data_file or (str(adapter_dir / "split" / "test.csv") if adapter_dir else None)
+    if not data_file:
+        raise UsageError("no data: pass --data_file (a labelled file the training readers accept)")
+    output_dir = Path(args.output_dir) if args.output_dir else adapter_dir
+    if output_dir is None:
+        raise UsageError("no --output_dir: needed when the adapter is a Hub id or there is none")
+
+    table = read_labelled(data_file, dataset_config=args.dataset_config)
+    if args.max_rows:
+        table = table.head(args.max_rows)
+    texts, truth = table["text"].tolist(), table["sentiment"].tolist()
+
+    runs = {}
+    if not args.adapter or not args.skip_base:
+        runs["base"] = predict_run(args, base_model, None, texts, truth)
+    if args.adapter:
+        runs["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth)
+    train_file = args.train_file or str(Path(data_file).parent / "train.csv")
+    if train_file != "none" and Path(train_file).is_file():
+        runs["baseline"] = baseline_run(train_file, table)
+    else:
+        logger.info("no TF-IDF baseline: %s not found (pass --train_file)", train_file)
+
+    results = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "base_model": base_model,
+        "adapter": args.adapter,
+        "data_file": data_file,
+        "data_sha256": file_sha256(data_file) if Path(data_file).is_file() else None,
+        "split": "test" if Path(data_file).name == "test.csv" else Path(data_file).name,
+        "rows": len(texts),
+        "mode": args.mode,
+        "labels": list(LABELS),
+        "runs": runs,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    figures = report.write_figures(results, output_dir)
+    report.write_text_atomic(output_dir / report.RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    report.write_text_atomic(output_dir / report.REPORT_FILE, report.render_report(results, figures, output_dir))
+    if adapter_dir is not None and output_dir == adapter_dir:
+        logged = report.log_to_tensorboard(results, adapter_dir)
+        if logged:
+            logger.info("test accuracy logged to TensorBoard in %s", logged)
+    summary = ", ".join(f"{name} {run['metrics']['accuracy']:.3f}" for name, run in runs.items())
+    logger.info("accuracy: %s; results in %s", summary, output_dir / report.RESULTS_FILE)
+    return results
+
+
+def check_adapter(folder: Path) -> None:
+    missing = [name for name in ("adapter_config.json", "adapter_model.safetensors") if not (folder / name).is_file()]
+    if missing:
+        raise UsageError(
+            f"--adapter {folder}: not a complete adapter folder ({', '.join(missing)} missing); "
+            "train one with train/train.py, or pass the folder it saved (trained-model/)"
+        )
+
+
+def adapter_base(folder: Path) -> str | None:
+    return json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+
+
+def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str]) -> dict:
+    """Load, predict every text, and measure: one run's entry in eval_results.json."""
+    import torch
+
+    four_bit = {"auto": torch.cuda.is_available(), "true": True, "false": False}[args.load_in_4bit]
+    try:
+        classifier = load_classifier(base_model, adapter, load_in_4bit=four_bit, dtype=args.dtype)
+    except (OSError, ValueError) as err:  # not found, not a model, Hub unreachable
+        what = f"--adapter {adapter}" if adapter else f"base model {base_model}"
+        raise UsageError(f"{what}: cannot load it ({str(err).strip().splitlines()[0]}); "
+                         "pass a local folder, or a Hub id with the network to fetch it") from None
+    start = time.perf_counter()
+    if args.mode == "score":
+        probs = classifier.predict_proba(texts, batch_size=args.batch_size, progress=True)
+        predictions = [LABELS[i] for i in probs.argmax(axis=1)]
+    else:
+        predictions = generate_labels(classifier.model, classifier.tokenizer, texts,
+                                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, progress=True)
+    seconds = time.perf_counter() - start
+    dtype = "4-bit nf4" if four_bit else str(next(classifier.model.parameters()).dtype).removeprefix("torch.")
+    return {
+        "description": f"`{base_model}`" + (f" + adapter `{adapter}`" if adapter else "") + f", {dtype}, "
+                       f"{args.mode} mode",
+        "model": base_model,
+        "adapter": adapter,
+        "precision": dtype,
+        "seconds": round(seconds, 3),
+        "headlines_per_second": round(len(texts) / seconds, 2),
+        "metrics": compute_metrics(truth, predictions),
+    }
+
+
+def baseline_run(train_file: str, test) -> dict:
+    train = read_labelled(train_file)
+    start = time.perf_counter()
+    predictions, info = tfidf_baseline(train, test)
+    seconds = time.perf_counter() - start
+    return {
+        "description": f"{info['model']}, trained on `{train_file}` ({info['train_rows']} rows)",
+        "model": info["model"],
+        "adapter": None,
+        "precision": "float64",
+        "seconds": round(seconds, 3),
+        "headlines_per_second": round(len(test) / max(seconds, 1e-9), 2),
+        "metrics": compute_metrics(test["sentiment"].tolist(), predictions),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""What an evaluation writes: eval_results.json, a Markdown report, figures, TensorBoard scalars."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from finsent.eval import plots
+from finsent.space.classifier import LABELS
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "eval_results.json"
+REPORT_FILE = "eval_report.md"
+FIGURES_DIR = "figures"
+RUN_TITLES = {"base": "Base model (zero-shot)", "fine_tuned": "Fine-tuned (base + adapter)",
+              "baseline": "TF-IDF + logistic regression"}
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write beside the target, then rename: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_figures(results: dict, output_dir: Path) -> list[Path]:
+    """Per-class bars and a confusion matrix for each run, and before/after when both ran."""
+    folder = output_dir / FIGURES_DIR
+    written = []
+    for name in ("base", "fine_tuned"):
+        if name in results["runs"]:
+            metrics = results["runs"][name]["metrics"]
+            title = RUN_TITLES[name]
+            written += plots.write_figure(plots.per_class_bars(metrics, f"{title}: precision, recall, F1"),
+                                          folder / f"per_class_{name}").values()
+            written += plots.write_figure(plots.confusion_heatmap(metrics, f"{title}: confusion matrix"),
+                                          folder / f"confusion_{name}").values()
+    if {"base", "fine_tuned"} <= results["runs"].keys():
+        fig = plots.before_after(results["runs"]["base"]["metrics"], results["runs"]["fine_tuned"]["metrics"])
+        written += plots.write_figure(fig, folder / "before_after").values()
+    return written
+
+
+def render_report(results: dict, figures: list[Path], output_dir: Path) -> str:
+    runs = results["runs"]
+    names = [n for n in ("base", "fine_tuned", "baseline") if n in runs]
+    lines = [
+        "# Evaluation",
+        "",
+        f"- Base model: `{results['base_model']}`" + (f"; adapter: `{results['adapter']}`" if results["adapter"] else ""),
+        f"- Data: `{results['data_file']}` ({results['rows']} headlines; sha256 `{results['data_sha256']}`)",
+        f"- Mode: `{results['mode']}`; date: {results['created']}",
+        "",
+        "| | " + " | ".join(RUN_TITLES[n] for n in names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+    rows = [("Accuracy", lambda m: m["accuracy"]), ("Macro F1", lambda m: m["macro"]["f1"]),
+            ("Weighted F1", lambda m: m["weighted"]["f1"])]
+    rows += [(f"Accuracy, {label}", lambda m, label=label: m["per_label"][label]["accuracy"]) for label in LABELS]
+    rows += [(f"F1, {label}", lambda m, label=label: m["per_label"][label]["f1"]) for label in LABELS]
+    for title, get in rows:
+        lines.append(f"| {title} | " + " | ".join(f"{get(runs[n]['metrics']):.3f}" for n in names) + " |")
+    lines.append("| Invalid answers | " + " | ".join(f"{runs[n]['metrics']['invalid']}" for n in names) + " |")
+    lines.append("| Headlines/s | " + " | ".join(f"{runs[n]['headlines_per_second']:.1f}" for n in names) + " |")
+    for name in names:
+        run = runs[name]
+        matrix = run["metrics"]["confusion_matrix"]
+        lines += ["", f"## {RUN_TITLES[name]}", "", f"{run['description']}", "", "```",
+                  run["metrics"]["classification_report"].rstrip(), "```", "",
+                  "| true \\ predicted | " + " | ".join(matrix["predicted"]) + " |",
+                  "| --- |" + " ---: |" * len(matrix["predicted"])]
+        lines += [f"| {label} | " + " | ".join(map(str, row)) + " |"
+                  for label, row in zip(matrix["labels"], matrix["matrix"], strict=True)]
+    pictures = [p for p in figures if p.suffix == ".png"] or [p for p in figures if p.suffix == ".html"]
+    if pictures:
+        lines += ["", "## Figures", ""]
+        for path in pictures:
+            rel = path.relative_to(output_dir).as_posix()
+            lines.append(f"![{path.stem}]({rel})" if path.suffix == ".png" else f"- [{path.stem}]({rel})")
+    return "\n".join(lines) + "\n"
+
+
+def log_to_tensorboard(results: dict, run_dir: Path) -> Path | None:
+    """Test-set accuracy (overall and per label) into the training run's TensorBoard logs, if it has any."""
+    event_dirs = sorted({p.parent for p in (run_dir / "runs").rglob("events.out.tfevents.*")},
+                        key=lambda p: p.stat().st_mtime)
+    if not event_dirs:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    step = _last_global_step(run_dir)
+    with SummaryWriter(log_dir=str(event_dirs[-1])) as writer:
+        for name, prefix in (("fine_tuned", "test"), ("base", "test_base")):
+            if name not in results["runs"]:
+                continue
+            metrics = results["runs"][name]["metrics"]
+            writer.add_scalar(f"{prefix}/accuracy", metrics["accuracy"], step)
+            writer.add_scalar(f"{prefix}/macro_f1", metrics["macro"]["f1"], step)
+            for label in LABELS:
+                writer.add_scalar(f"{prefix}/accuracy_{label}", metrics["per_label"][label]["accuracy"], step)
+    return event_dirs[-1]
+
+
+def _last_global_step(run_dir: Path) -> int:
+    states = [json.loads(p.read_text()).get("global_step", 0) for p in run_dir.glob("checkpoint-*/trainer_state.json")]
+    return max(states, default=0)
