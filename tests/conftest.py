@@ -29,6 +29,20 @@ def make_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
 
 
+def tiny_args(model_dir, output_dir, *extra):
+    return [
+        "--config", "cpu-embedded",
+        "--model_name_or_path", str(model_dir),
+        "--data_file", str(SAMPLE_HEADLINES),
+        "--train_size", "20", "--test_size", "10", "--eval_size", "4",
+        "--output_dir", str(output_dir),
+        "--load_in_4bit", "true", "--use_bnb_nested_quant", "true", "--dtype", "bfloat16",
+        "--max_steps", "2", "--per_device_train_batch_size", "4", "--logging_steps", "1",
+        "--learning_rate", "1e-2", "--save_strategy", "no", "--eval_strategy", "no",
+        *extra,
+    ]
+
+
 @pytest.fixture(scope="session")
 def tiny_phi(tmp_path_factory) -> Path:
     """A 2-layer random PhiForCausalLM saved with its tokenizer; returns its directory."""

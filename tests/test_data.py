@@ -222,7 +222,7 @@ def test_bad_input_is_a_clear_data_error(tmp_path, name):
 
 def test_many_problems_are_reported_together(tmp_path):
     data = b"".join(b"bogus,Tundra headline %d\n" % i for i in range(8))
-    with pytest.raises(DataError, match=r"8 problems: line 1: unknown label 'bogus'.*line 5: .*; and 3 more$"):
+    with pytest.raises(DataError, match=r"8 problems: line 1 \(no header naming 'sentiment' and 'text' columns, so read as data\): unknown label 'bogus'.*line 5: .*; and 3 more$"):
         read_labelled(write_bytes(tmp_path, "h.csv", data))
 
 

@@ -10,25 +10,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from conftest import REPO, SAMPLE_HEADLINES
+from conftest import REPO, tiny_args
 from finsent.train import train as train_script
 from finsent.train.modeling import find_lora_targets
 
 RECIPES = sorted((REPO / "train" / "configs").glob("*.yaml"))
-
-
-def tiny_args(model_dir, output_dir, *extra):
-    return [
-        "--config", "cpu-embedded",
-        "--model_name_or_path", str(model_dir),
-        "--data_file", str(SAMPLE_HEADLINES),
-        "--train_size", "20", "--test_size", "10", "--eval_size", "4",
-        "--output_dir", str(output_dir),
-        "--load_in_4bit", "true", "--use_bnb_nested_quant", "true", "--dtype", "bfloat16",
-        "--max_steps", "2", "--per_device_train_batch_size", "4", "--logging_steps", "1",
-        "--learning_rate", "1e-2", "--save_strategy", "no", "--eval_strategy", "no",
-        *extra,
-    ]
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)

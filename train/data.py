@@ -175,6 +175,8 @@ def _csv_records(path: Path, text: str) -> tuple[list[Record], list[Problem]]:
                 columns, is_header = _columns(path, where, row)
                 if is_header:
                     continue
+                if row[0].strip().lower() not in LABELS:  # perhaps a header with other names
+                    where += " (no header naming 'sentiment' and 'text' columns, so read as data)"
             if len(row) <= max(columns):
                 problems.append(
                     f"{where}: {len(row)} field(s), expected {max(columns) + 1}; "

@@ -1,0 +1,117 @@
+"""eval/evaluate.py end to end on the tiny random Phi: before and after, both modes, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, SAMPLE_HEADLINES, tiny_args
+from finsent.eval import evaluate as evaluate_script
+from finsent.eval.generate import generate_labels, parse_label
+from finsent.eval.metrics import INVALID
+from finsent.eval.plots import find_browser
+from finsent.space.classifier import LABELS, load_classifier
+from finsent.train import train as train_script
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_phi, tmp_path_factory):
+    """A trained-model folder from train.py: adapter, tokenizer, split/, TensorBoard logs, checkpoint."""
+    out = tmp_path_factory.mktemp("eval") / "trained-model"
+    assert train_script.main(tiny_args(tiny_phi, out, "--save_strategy", "steps", "--save_steps", "2")) == 0
+    return out
+
+
+@pytest.mark.parametrize("text, label", [
+    (" positive", "positive"),
+    (" Negative.\n", "negative"),
+    ("neutral, not positive", "neutral"),  # the first label named wins
+    (" it is positive", "positive"),
+    (" positively", INVALID),  # whole words only
+    (" The answer", INVALID),
+    ("", INVALID),
+])
+def test_parse_label(text, label):
+    assert parse_label(text) == label
+
+
+def test_generate_mode_returns_a_label_or_invalid_per_headline(tiny_phi):
+    classifier = load_classifier(str(tiny_phi), dtype="float32")
+    labels = generate_labels(classifier.model, classifier.tokenizer, ["Kestrel sales up", "Norvale cuts jobs"],
+                             max_new_tokens=3, batch_size=2)
+    assert len(labels) == 2 and set(labels) <= {*LABELS, INVALID}
+
+
+def test_before_and_after_on_the_runs_own_test_split(trained):
+    assert evaluate_script.main(["--adapter", str(trained), "--dtype", "float32"]) == 0
+
+    results = json.loads((trained / "eval_results.json").read_text())
+    assert set(results["runs"]) == {"base", "fine_tuned", "baseline"}
+    assert results["rows"] == 30 and results["split"] == "test" and results["mode"] == "score"
+    assert results["data_file"] == str(trained / "split" / "test.csv") and len(results["data_sha256"]) == 64
+    for run in results["runs"].values():
+        metrics = run["metrics"]
+        assert metrics["n"] == 30 and metrics["invalid"] == 0 and 0 <= metrics["accuracy"] <= 1
+        assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 30
+        assert run["headlines_per_second"] > 0
+    assert results["runs"]["fine_tuned"]["adapter"] == str(trained)
+
+    report = (trained / "eval_report.md").read_text()
+    assert "Fine-tuned (base + adapter)" in report and "Base model (zero-shot)" in report and "TF-IDF" in report
+    for name in ("per_class_base", "per_class_fine_tuned", "confusion_base", "confusion_fine_tuned", "before_after"):
+        html = (trained / "figures" / f"{name}.html").read_text()
+        assert '"type":"bar"' in html or '"type":"heatmap"' in html
+        if find_browser():
+            assert (trained / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    [event_dir] = {p.parent for p in (trained / "runs").rglob("events.out.tfevents.*")}
+    events = EventAccumulator(str(event_dir))
+    events.Reload()
+    [accuracy] = events.Scalars("test/accuracy")
+    assert accuracy.step == 2 and accuracy.value == pytest.approx(results["runs"]["fine_tuned"]["metrics"]["accuracy"])
+    assert {f"test/accuracy_{label}" for label in LABELS} <= set(events.Tags()["scalars"])
+
+
+def test_base_model_alone_in_generate_mode_counts_invalid_answers(tiny_phi, tmp_path):
+    out = tmp_path / "base"
+    argv = ["--base_model", str(tiny_phi), "--data_file", str(SAMPLE_HEADLINES), "--output_dir", str(out),
+            "--mode", "generate", "--max_rows", "12", "--batch_size", "4", "--dtype", "float32"]
+    assert evaluate_script.main(argv) == 0
+    results = json.loads((out / "eval_results.json").read_text())
+    assert set(results["runs"]) == {"base"}  # no train split beside the file: no baseline
+    metrics = results["runs"]["base"]["metrics"]
+    assert metrics["n"] == 12
+    assert metrics["invalid_rate"] == metrics["invalid"] / 12
+    assert metrics["confusion_matrix"]["predicted"][-1] == INVALID
+    assert sum(row[-1] for row in metrics["confusion_matrix"]["matrix"]) == metrics["invalid"]
+
+
+@pytest.mark.parametrize("make_argv, message", [
+    (lambda d, tmp: ["--base_model", str(tmp / "nowhere"), "--data_file", str(SAMPLE_HEADLINES),
+                     "--output_dir", str(tmp / "o")], "cannot load it"),
+    (lambda d, tmp: ["--data_file", str(SAMPLE_HEADLINES)], "no model: pass --adapter"),
+    (lambda d, tmp: ["--adapter", str(tmp / "incomplete")], "not a complete adapter folder"),
+    (lambda d, tmp: ["--adapter", str(d), "--data_file", str(tmp / "wrong-columns.csv"),
+                     "--output_dir", str(tmp / "o")], "no header naming 'sentiment' and 'text' columns"),
+    (lambda d, tmp: ["--adapter", str(d), "--data_file", str(tmp / "bad-label.csv"),
+                     "--output_dir", str(tmp / "o")], "unknown label 'bullish'"),
+])
+def test_bad_input_is_one_line(trained, tmp_path, capsys, make_argv, message):
+    (tmp_path / "incomplete").mkdir()
+    (tmp_path / "incomplete" / "adapter_config.json").write_text("{}")
+    (tmp_path / "wrong-columns.csv").write_text("headline,score\nKestrel sales up,1\n")
+    (tmp_path / "bad-label.csv").write_text("sentiment,text\nbullish,Kestrel sales up\n")
+    assert evaluate_script.main(make_argv(trained, tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_runs():
+    out = subprocess.run([sys.executable, "eval/evaluate.py", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and "--adapter" in out.stdout and "--mode" in out.stdout
