@@ -94,11 +94,11 @@ class Classifier:
             if ids[: len(prompt_ids)] != prompt_ids:
                 raise ValueError(f"the tokenizer merges the prompt's end with {label!r}; cannot score it")
             self._label_ids.append(ids[len(prompt_ids):])
-        # The tokens every prompt starts with: the instruction up to the headline's bracket.
-        instruction = PROMPT_TEMPLATE.split("{text}")[0].removesuffix("[")
-        self._prefix_ids = tok(instruction).input_ids
-        if prompt_ids[: len(self._prefix_ids)] != self._prefix_ids:
-            self._prefix_ids = []  # this tokenizer merges across the boundary: no shared prefix
+        # The tokens every prompt starts with: common to prompts whose headlines share nothing.
+        # (Not the instruction tokenized alone: "\n\n" is one token alone, two before "[".)
+        other_ids = tok(build_prompt("1 (Update) zero")).input_ids
+        common = next((i for i, (a, b) in enumerate(zip(prompt_ids, other_ids, strict=False)) if a != b), 0)
+        self._prefix_ids = prompt_ids[:common]
 
     @property
     def device(self):
@@ -149,7 +149,8 @@ class Classifier:
             return 0, None
         if self._prefix_cache is None:
             ids = torch.tensor([self._prefix_ids], device=self.device)
-            self._prefix_cache = self._decoder(input_ids=ids, use_cache=True).cache
+            with torch.inference_mode():
+                self._prefix_cache = self._decoder(input_ids=ids, use_cache=True).cache
         cache = copy.deepcopy(self._prefix_cache)
         cache.batch_repeat_interleave(len(rows))
         return n, cache

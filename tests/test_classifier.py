@@ -63,6 +63,8 @@ def test_labels_are_multi_token_with_a_shared_first_token(tiny_phi):
 def test_score_matches_brute_force(tiny_phi, share_prefix, batch_size):
     classifier = load_classifier(str(tiny_phi), dtype="float32")
     classifier.share_prefix = share_prefix
+    rows = classifier.tokenizer([build_prompt(t) for t in HEADLINES]).input_ids
+    assert (classifier._prefix(rows)[0] > 30) == share_prefix  # the instruction really is shared
     probs = classifier.predict_proba(HEADLINES, batch_size=batch_size)
     expected = reference_probs(classifier.model, classifier.tokenizer, HEADLINES)
     assert probs.shape == (len(HEADLINES), 3)

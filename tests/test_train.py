@@ -31,6 +31,7 @@ def test_every_recipe_parses(recipe):
 @pytest.mark.parametrize("script, flags", [
     ("train/train.py", ["--data_file", "--lora_r", "--load_in_4bit", "--resume", "--max_length"]),
     ("train/bench_throughput.py", ["--data_file", "--steps"]),
+    ("eval/bench_scoring.py", ["--adapter", "--skip_pipeline"]),
 ])
 def test_help_runs(script, flags):
     out = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True)
