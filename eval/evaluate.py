@@ -75,7 +75,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     adapter_dir = Path(args.adapter) if args.adapter and Path(args.adapter).exists() else None
     if adapter_dir is not None:
         check_adapter(adapter_dir)
-    base_model = args.base_model or (adapter_base(adapter_dir) if adapter_dir else None)
+    base_model = args.base_model or (adapter_base(args.adapter) if args.adapter else None)
     if not base_model:
         raise UsageError("no model: pass --adapter trained-model, or --base_model ID (a Hub id or a folder)")
     data_file = args.data_file or (str(adapter_dir / "split" / "test.csv") if adapter_dir else None)
@@ -135,8 +135,15 @@ def check_adapter(folder: Path) -> None:
         )
 
 
-def adapter_base(folder: Path) -> str | None:
-    return json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+def adapter_base(adapter: str) -> str | None:
+    """The base model an adapter (a folder or a Hub id) was trained on."""
+    from peft import PeftConfig
+
+    try:
+        return PeftConfig.from_pretrained(adapter).base_model_name_or_path
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--adapter {adapter}: no such folder, and it cannot be read from the Hub "
+                         f"({str(err).strip().splitlines()[0]}); pass the trained-model folder") from None
 
 
 def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str]) -> dict:

@@ -96,6 +96,7 @@ def test_base_model_alone_in_generate_mode_counts_invalid_answers(tiny_phi, tmp_
                      "--output_dir", str(tmp / "o")], "cannot load it"),
     (lambda d, tmp: ["--data_file", str(SAMPLE_HEADLINES)], "no model: pass --adapter"),
     (lambda d, tmp: ["--adapter", str(tmp / "incomplete")], "not a complete adapter folder"),
+    (lambda d, tmp: ["--adapter", "someone/no-such-adapter"], "--adapter someone/no-such-adapter: no such folder"),
     (lambda d, tmp: ["--adapter", str(d), "--data_file", str(tmp / "wrong-columns.csv"),
                      "--output_dir", str(tmp / "o")], "no header naming 'sentiment' and 'text' columns"),
     (lambda d, tmp: ["--adapter", str(d), "--data_file", str(tmp / "bad-label.csv"),
