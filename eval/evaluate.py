@@ -25,13 +25,9 @@ from finsent.eval.baseline import tfidf_baseline
 from finsent.eval.generate import generate_labels
 from finsent.eval.metrics import compute_metrics
 from finsent.space.classifier import LABELS, load_classifier
-from finsent.train.data import DataError, file_sha256, read_labelled
+from finsent.train.data import UsageError, file_sha256, read_labelled
 
 logger = logging.getLogger("finsent.eval")
-
-
-class UsageError(ValueError):
-    """A flag or folder the user must fix; the message names it and the fix."""
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -64,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         evaluate(args)
-    except (DataError, UsageError) as err:  # the user's to fix: one line, no traceback
+    except UsageError as err:  # the user's to fix: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -120,10 +120,10 @@ def write_figure(fig: go.Figure, path_stem: Path) -> dict[str, Path]:
     path_stem.parent.mkdir(parents=True, exist_ok=True)
     html = path_stem.with_name(path_stem.name + ".html")
     png = path_stem.with_name(path_stem.name + ".png")
-    _write_atomic(html, lambda tmp: fig.write_html(tmp, include_plotlyjs="cdn"))
+    write_atomic(html, lambda tmp: fig.write_html(tmp, include_plotlyjs="cdn"))
     written = {"html": html}
     try:
-        _write_atomic(png, lambda tmp: fig.write_image(tmp, format="png"))
+        write_atomic(png, lambda tmp: fig.write_image(tmp, format="png"))
     except Exception as e:  # whatever stops the optional PNG, the HTML stands
         stale = png.exists()
         png.unlink(missing_ok=True)
@@ -150,7 +150,8 @@ def find_browser() -> str | None:
     return path if path and Path(path).is_file() else None
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` beside `path`, then rename: a reader never sees half a file, a failure leaves none."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")  # same folder, so the rename is atomic
     try:
         write(tmp)

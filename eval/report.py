@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from finsent.eval import plots
@@ -21,15 +19,7 @@ RUN_TITLES = {"base": "Base model (zero-shot)", "fine_tuned": "Fine-tuned (base 
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write beside the target, then rename: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    plots.write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_figures(results: dict, output_dir: Path) -> list[Path]:

@@ -59,7 +59,11 @@ HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 C1_CONTROLS = re.compile("[\x80-\x9f]")  # what cp1252 text or binary bytes become when read as Latin-1
 
 
-class DataError(ValueError):
+class UsageError(ValueError):
+    """A mistake the user must fix (a flag, a folder, a file): scripts print it as one line, no traceback."""
+
+
+class DataError(UsageError):
     """A mistake in a data file: the message names the file, the line, the problem and the fix."""
 
 

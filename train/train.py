@@ -21,8 +21,8 @@ import yaml
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 
 from finsent.train.data import (
-    DataError,
     SplitSizes,
+    UsageError,
     read_labelled,
     split_dataset,
     split_digests,
@@ -41,10 +41,6 @@ logger = logging.getLogger("finsent.train")
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 RESOLVED_CONFIG = "training_config.yaml"
-
-
-class UsageError(ValueError):
-    """A flag or recipe the user must fix; the message names it and the fix."""
 
 
 @dataclasses.dataclass
@@ -134,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
         train(*args)
-    except (DataError, UsageError) as err:  # the user's to fix: one line, no traceback
+    except UsageError as err:  # the user's to fix: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
