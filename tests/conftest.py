@@ -66,3 +66,13 @@ def tiny_phi(tmp_path_factory) -> Path:
     PhiForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_phi, tmp_path_factory) -> Path:
+    """A trained-model folder from train.py on the tiny Phi: adapter, tokenizer, split/, logs, a checkpoint."""
+    from finsent.train import train as train_script
+
+    out = tmp_path_factory.mktemp("run") / "trained-model"
+    assert train_script.main(tiny_args(tiny_phi, out, "--save_strategy", "steps", "--save_steps", "2")) == 0
+    return out

@@ -8,21 +8,12 @@ import sys
 
 import pytest
 
-from conftest import REPO, SAMPLE_HEADLINES, tiny_args
+from conftest import REPO, SAMPLE_HEADLINES
 from finsent.eval import evaluate as evaluate_script
 from finsent.eval.generate import generate_labels, parse_label
 from finsent.eval.metrics import INVALID
 from finsent.eval.plots import find_browser
 from finsent.space.classifier import LABELS, load_classifier
-from finsent.train import train as train_script
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_phi, tmp_path_factory):
-    """A trained-model folder from train.py: adapter, tokenizer, split/, TensorBoard logs, checkpoint."""
-    out = tmp_path_factory.mktemp("eval") / "trained-model"
-    assert train_script.main(tiny_args(tiny_phi, out, "--save_strategy", "steps", "--save_steps", "2")) == 0
-    return out
 
 
 @pytest.mark.parametrize("text, label", [

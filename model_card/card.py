@@ -1,0 +1,169 @@
+"""The model card of a trained run, rendered from template.md with its eval results as Hub metadata.
+
+    from finsent.model_card.card import build_card
+    build_card("trained-model", "user/finsent-phi2").save("trained-model/README.md")
+
+Reads the run folder train.py and eval/evaluate.py wrote: adapter_config.json,
+training_config.yaml, split/summary.json and eval_results.json. The metadata's
+`model-index` holds one result per metric (accuracy, macro F1, accuracy and F1 per
+label) of the fine-tuned model, built with huggingface_hub's `EvalResult`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES
+from finsent.space.classifier import LABELS, PROMPT_TEMPLATE
+from finsent.train.data import UsageError
+
+TEMPLATE = Path(__file__).with_name("template.md")
+PHRASEBANK = "takala/financial_phrasebank"
+LICENSE = "cc-by-nc-sa-3.0"  # the training data's licence (Financial PhraseBank)
+# PhraseBank files -> the Hub dataset's config of the same sentences
+PHRASEBANK_CONFIGS = {
+    "all-data.csv": "sentences_50agree",
+    "sentences_50agree.txt": "sentences_50agree",
+    "sentences_66agree.txt": "sentences_66agree",
+    "sentences_75agree.txt": "sentences_75agree",
+    "sentences_allagree.txt": "sentences_allagree",
+}
+REQUIRED = ("adapter_config.json", "adapter_model.safetensors", "training_config.yaml", RESULTS_FILE)
+
+
+def read_run(run_dir: str | Path) -> dict:
+    """The run folder's files, or a UsageError naming what is missing and how to make it."""
+    run_dir = Path(run_dir)
+    missing = [name for name in REQUIRED if not (run_dir / name).is_file()]
+    if missing:
+        fix = "run eval/evaluate.py --adapter on it" if missing == [RESULTS_FILE] else "train it with train/train.py"
+        raise UsageError(f"{run_dir}: not a complete trained and evaluated run ({', '.join(missing)} missing); {fix}")
+    split = run_dir / "split" / "summary.json"
+    return {
+        "adapter": json.loads((run_dir / "adapter_config.json").read_text()),
+        "config": yaml.safe_load((run_dir / "training_config.yaml").read_text()),
+        "results": json.loads((run_dir / RESULTS_FILE).read_text()),
+        "split": json.loads(split.read_text()) if split.is_file() else None,
+        "figures": sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / FIGURES_DIR).glob("*.png")),
+    }
+
+
+def dataset_of(config: dict) -> tuple[str, str | None, str]:
+    """(Hub dataset id or file name, config, pretty name) of the training data."""
+    source = config["script"]["data_file"]
+    name = Path(source).name.lower()
+    if source == PHRASEBANK:
+        subset = config["script"].get("dataset_config")
+        return PHRASEBANK, subset, f"Financial PhraseBank ({subset})"
+    if name in PHRASEBANK_CONFIGS:
+        return PHRASEBANK, PHRASEBANK_CONFIGS[name], f"Financial PhraseBank ({PHRASEBANK_CONFIGS[name]})"
+    return Path(source).name, None, Path(source).name
+
+
+def eval_results(results: dict, dataset: tuple[str, str | None, str]) -> list[EvalResult]:
+    """One EvalResult per metric of the fine-tuned run (or of the base, for a base-only evaluation)."""
+    run = results["runs"].get("fine_tuned") or results["runs"]["base"]
+    metrics = run["metrics"]
+    dataset_type, dataset_config, dataset_name = dataset
+    common = {
+        "task_type": "text-classification", "task_name": "Sentiment analysis of financial headlines",
+        "dataset_type": dataset_type, "dataset_name": dataset_name, "dataset_config": dataset_config,
+        "dataset_split": results["split"],
+    }
+    values = [("accuracy", "Accuracy", None, metrics["accuracy"]),
+              ("f1", "Macro F1", {"average": "macro"}, metrics["macro"]["f1"])]
+    for label in LABELS:
+        values.append(("accuracy", f"Accuracy ({label})", {"label": label}, metrics["per_label"][label]["accuracy"]))
+        values.append(("f1", f"F1 ({label})", {"label": label}, metrics["per_label"][label]["f1"]))
+    return [EvalResult(metric_type=kind, metric_name=name, metric_args=args, metric_value=value, **common)
+            for kind, name, args, value in values]
+
+
+def hyperparameters(run: dict) -> list[tuple[str, str]]:
+    model, training, adapter = run["config"]["model"], run["config"]["training"], run["adapter"]
+    precision = "4-bit NF4 base" + (" (double quant)" if model["use_bnb_nested_quant"] else "") \
+        if model["load_in_4bit"] else f"{model['dtype']} base"
+    precision += ", bf16 autocast" if training.get("bf16") else ""
+    return [
+        ("base model", f"`{model['model_name_or_path']}`, {precision}"),
+        ("LoRA", f"r {adapter['r']}, alpha {adapter['lora_alpha']}, dropout {adapter['lora_dropout']}, "
+                 f"on {', '.join(f'`{m}`' for m in sorted(adapter['target_modules']))}"),
+        ("epochs / max steps", f"{training['num_train_epochs']} / {training['max_steps']}"),
+        ("batch", f"{training['per_device_train_batch_size']} per device x {training['gradient_accumulation_steps']} "
+                  "accumulation"),
+        ("optimizer", f"{training['optim']}, learning rate {training['learning_rate']}, "
+                      f"{training['lr_scheduler_type']} schedule, warm-up {training['warmup_steps']}, "
+                      f"weight decay {training['weight_decay']}, max grad norm {training['max_grad_norm']}"),
+        ("sequence length", f"{training['max_length']} tokens; loss on the completion only"),
+        ("seed", f"{training['seed']} (split seed {run['config']['script']['split_seed']})"),
+    ]
+
+
+def build_card(run_dir: str | Path, repo_id: str) -> ModelCard:
+    """The card for `repo_id` from the run folder; figures are linked by their path in the repo."""
+    run = read_run(run_dir)
+    results = run["results"]
+    dataset = dataset_of(run["config"])
+    base_model = run["adapter"]["base_model_name_or_path"]
+    card_data = ModelCardData(
+        base_model=base_model,
+        library_name="peft",
+        license=LICENSE,
+        datasets=[dataset[0]] if "/" in dataset[0] else None,
+        language=["en"],
+        pipeline_tag="text-classification",
+        tags=["finance", "sentiment-analysis", "financial-sentiment", "lora", "qlora", "peft", "trl", "sft"],
+        metrics=["accuracy", "f1"],
+        model_name=repo_id,
+        eval_results=eval_results(results, dataset),
+    )
+    runs = [{"title": RUN_TITLES[name], "scores": _summary(results["runs"][name]["metrics"])}
+            for name in ("base", "fine_tuned", "baseline") if name in results["runs"]]
+    metrics = {name: run_["metrics"] for name, run_ in results["runs"].items()}
+    split = run["split"] or {"seed": "?", "counts": {}, "conflicting_texts_dropped": {"texts": 0},
+                             "duplicate_rows_removed": 0}
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        repo_id=repo_id,
+        base_model=base_model,
+        prompt_template=PROMPT_TEMPLATE,
+        example_headline="Kestrel Oyj raises its full-year operating profit forecast",
+        rows=results["rows"],
+        test_per_label=results["rows"] // len(LABELS),
+        after=metrics.get("fine_tuned") or metrics["base"],
+        before=metrics.get("base") if "fine_tuned" in metrics else None,
+        baseline=metrics.get("baseline"),
+        mode=results["mode"],
+        evaluated=results["created"][:10],
+        data_description=_data_description(dataset, run["config"]),
+        split=split,
+        labels=list(LABELS),
+        hyperparameters=hyperparameters(run),
+        runs=runs,
+        summary_rows=[("Accuracy", "accuracy"), ("Macro F1", "macro_f1")]
+        + [(f"Accuracy, {label}", f"accuracy_{label}") for label in LABELS]
+        + [(f"F1, {label}", f"f1_{label}") for label in LABELS],
+        figures=[{"path": path, "title": Path(path).stem.replace("_", " ")} for path in run["figures"]],
+    )
+
+
+def _summary(metrics: dict) -> dict[str, float]:
+    values = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro"]["f1"]}
+    for label in LABELS:
+        values[f"accuracy_{label}"] = metrics["per_label"][label]["accuracy"]
+        values[f"f1_{label}"] = metrics["per_label"][label]["f1"]
+    return values
+
+
+def _data_description(dataset: tuple[str, str | None, str], config: dict) -> str:
+    dataset_type, subset, name = dataset
+    if dataset_type == PHRASEBANK:
+        return (f"The [Financial PhraseBank](https://huggingface.co/datasets/{PHRASEBANK}) (Malo et al., 2014), "
+                f"config `{subset}`: sentences from English financial news, each labelled by 5 to 8 annotators; "
+                f"read from `{Path(config['script']['data_file']).name}`.")
+    return f"`{name}`: labelled headlines provided by the user (sentiment,text)."
