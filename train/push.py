@@ -1,0 +1,164 @@
+"""Publish a trained and evaluated run to the Hugging Face Hub, with its generated model card.
+
+    python train/push.py --adapter trained-model --repo-id USER/NAME --dry-run
+
+One commit uploads the adapter, the tokenizer, the card (README.md), eval_results.json and
+the report, the figures, the resolved training config, the split's counts and the
+TensorBoard event files; files of an earlier push that are no longer part of the run are
+deleted in the same commit, so pushing the same folder twice leaves the same repository.
+Checkpoints, the split's CSVs (they hold the data set's text) and training_args.bin stay
+local. The token comes from HF_TOKEN or `hf auth login`'s cache, never from a flag, and is
+never printed or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from finsent.model_card.card import build_card, read_run
+from finsent.train.data import UsageError
+
+logger = logging.getLogger("finsent.push")
+
+# What a published run holds, as globs in the run folder; everything else stays local.
+PUBLISHED = (
+    "adapter_config.json", "adapter_model.safetensors",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+    "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
+    "eval_results.json", "eval_report.md", "training_config.yaml", "split/summary.json",
+    "figures/*.png", "figures/*.html", "runs/**/events.out.tfevents.*",
+)
+KEEP_REMOTE = {".gitattributes"}  # the Hub's own file
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adapter", default="trained-model", help="the run folder train.py wrote and evaluate.py "
+                        "evaluated (default: trained-model)")
+    parser.add_argument("--repo-id", required=True, help="USER/NAME of the model repository (created if needed)")
+    parser.add_argument("--private", action="store_true", help="create the repository private")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be uploaded and where; upload nothing")
+    parser.add_argument("--space-id", help="also push space/ as a Gradio Space USER/NAME that loads this adapter")
+    return parser
+
+
+def files_to_publish(run_dir: Path) -> dict[str, Path]:
+    """{path in the repo: local file} of everything a published run holds."""
+    found = {}
+    for pattern in PUBLISHED:
+        for path in sorted(run_dir.glob(pattern)):
+            if path.is_file():
+                found[path.relative_to(run_dir).as_posix()] = path
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    args = make_parser().parse_args(argv)
+    try:
+        push(args)
+    except UsageError as err:  # the user's to fix: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def push(args: argparse.Namespace) -> str | None:
+    from huggingface_hub import HfApi, constants
+
+    run_dir = Path(args.adapter)
+    if not run_dir.is_dir():
+        raise UsageError(f"--adapter {run_dir}: no such folder; train with train/train.py, evaluate with "
+                         "eval/evaluate.py, then push the folder they wrote")
+    read_run(run_dir)  # every required file is there, or one line says which is missing
+    card = str(build_card(run_dir, args.repo_id))
+    files = files_to_publish(run_dir)
+    where = f"{constants.ENDPOINT}/{args.repo_id}"
+    if args.dry_run:
+        print(f"dry run: would upload to {where} ({'private' if args.private else 'public'}), in one commit:")
+        print(f"  README.md  (model card, {len(card.encode())} bytes)")
+        for name, path in files.items():
+            print(f"  {name}  ({path.stat().st_size} bytes)")
+        print("  and delete any other file an earlier push left there (but .gitattributes)")
+        if args.space_id:
+            print(f"and push space/ to {constants.ENDPOINT}/spaces/{args.space_id}")
+        return None
+
+    api = HfApi()
+    token = authenticate(api)
+    url = commit_run(api, token, args.repo_id, args.private, card, files)
+    logger.info("pushed %d files to %s", len(files) + 1, url)
+    if args.space_id:
+        push_space(api, token, args.space_id, args.repo_id, args.private)
+    return url
+
+
+def authenticate(api) -> str:
+    from huggingface_hub import get_token
+    from huggingface_hub.errors import HfHubHTTPError
+
+    token = get_token()
+    if not token:
+        raise UsageError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was uploaded)")
+    try:
+        user = api.whoami(token=token)
+    except HfHubHTTPError as err:
+        status = getattr(err.response, "status_code", None)
+        if status in (401, 403):
+            raise UsageError("the Hub rejected the token (HF_TOKEN or the login cache): create a token with write "
+                             "access and log in again (nothing was uploaded)") from None
+        raise _network_error(api, err) from None
+    except OSError as err:  # connection refused, DNS, timeouts
+        raise _network_error(api, err) from None
+    logger.info("logged in as %s", user.get("name", "?"))
+    return token
+
+
+def commit_run(api, token: str, repo_id: str, private: bool, card: str, files: dict[str, Path]) -> str:
+    """Create the repo if needed, then one commit: the run's files added, stale ones deleted."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+        remote = set(api.list_repo_files(repo_id, token=token))
+        operations = [CommitOperationAdd("README.md", card.encode())]
+        operations += [CommitOperationAdd(name, str(path)) for name, path in files.items()]
+        stale = sorted(remote - set(files) - {"README.md"} - KEEP_REMOTE)
+        operations += [CommitOperationDelete(name) for name in stale]
+        info = api.create_commit(repo_id, operations, commit_message="Upload finsent adapter, card and results",
+                                 token=token)
+    except (HfHubHTTPError, OSError) as err:
+        raise _network_error(api, err) from None
+    if stale:
+        logger.info("deleted %d files of an earlier push: %s", len(stale), ", ".join(stale))
+    return info.commit_url
+
+
+def push_space(api, token: str, space_id: str, adapter_repo: str, private: bool) -> None:
+    """space/ as a Gradio Space whose variables point it at the adapter just pushed."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    folder = Path(__file__).resolve().parents[1] / "space"
+    try:
+        api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True, token=token)
+        api.upload_folder(repo_id=space_id, repo_type="space", folder_path=str(folder), token=token,
+                          ignore_patterns=["__pycache__/*", "*.pyc", "__init__.py"], delete_patterns=["*.py"],
+                          commit_message=f"Serve {adapter_repo}")
+        api.add_space_variable(space_id, "FINSENT_ADAPTER", adapter_repo, token=token)
+    except (HfHubHTTPError, OSError) as err:
+        raise _network_error(api, err) from None
+    logger.info("pushed space/ to %s/spaces/%s", api.endpoint, space_id)
+
+
+def _network_error(api, err: Exception) -> UsageError:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UsageError(f"could not complete the request to {api.endpoint} ({reason}); check the network and the "
+                      "repository id, then run the same command again (a commit is all or nothing)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
