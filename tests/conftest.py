@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import huggingface_hub
 import pytest
+from huggingface_hub import constants
 
 from finsent.space.classifier import LABELS, PROMPT_TEMPLATE
 
 REPO = Path(__file__).resolve().parents[1]
+TOKEN = "hf_test_token"  # the local Hub's only user; never a real token
+USER = "tester"
 PHRASEBANK = REPO.parent / "shared" / "data" / "financial_phrasebank"
 SAMPLE_HEADLINES = REPO / "train" / "sample_headlines.csv"
 
@@ -76,3 +80,29 @@ def trained(tiny_phi, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "trained-model"
     assert train_script.main(tiny_args(tiny_phi, out, "--save_strategy", "steps", "--save_steps", "2")) == 0
     return out
+
+
+@pytest.fixture
+def local_hub(monkeypatch, tmp_path):
+    """A started LocalHub (tests/hub_server.py), with the real client pointed at it.
+
+    `huggingface_hub` reads its environment once, at import, into `constants`: setting HF_ENDPOINT now only
+    reaches subprocesses, so the constants the client reads at call time are patched too.
+    """
+    from hub_server import LocalHub
+
+    hub = LocalHub({TOKEN: USER})
+    endpoint = hub.start()
+    env = {"HF_ENDPOINT": endpoint, "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1"}
+    for name, value in env.items():  # HF_TOKEN is read at call time: token-less calls act as USER, never a real token
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)  # HfApi() and the download helpers
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", endpoint)  # behind huggingface_hub.create_repo & co.
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the client picks Xet itself if hf_xet is installed
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # never the user's real cache
+    yield hub
+    hub.stop()

@@ -6,20 +6,21 @@ Endpoints (`{type}` is model/dataset/space/kernel, `{prefix}` is "" for models, 
 
     GET      /api/whoami-v2                                 whoami; 401 for an unknown token
     POST     /api/repos/create                              create_repo (private, space sdk); 409 if it exists
-    POST     /api/repos/delete                              delete_repo
     POST     /api/validate-yaml                             README.md metadata check (always valid)
     GET      /api/{type}s/{repo_id}[/revision/{rev}]        repo_info / model_info / space_info (siblings included)
     GET      /api/{type}s/{repo_id}/tree/{rev}[/{path}]     list_repo_tree / list_repo_files (a single page)
     POST     /api/{type}s/{repo_id}/preupload/{rev}         upload mode: "lfs" over LFS_THRESHOLD or for LFS_SUFFIXES
     POST     /api/{type}s/{repo_id}/commit/main             NDJSON commit (file, lfsFile, deletedFile, deletedFolder)
+    GET/POST /api/spaces/{repo_id}/variables               get_space_variables / add_space_variable
     POST     /{prefix}{repo_id}.git/info/lfs/objects/batch  LFS batch API, "basic" transfer: a PUT back to this server
     POST     /{prefix}{repo_id}.git/info/lfs/objects/verify LFS verify step
     PUT      /lfs-objects/{sha256}?key=...                  LFS upload; the one-time key from the batch call is the auth
     HEAD/GET /{prefix}{repo_id}/resolve/{rev}/{path}        download: ETag, X-Repo-Commit, X-Linked-Etag/-Size
 
-Xet: the client, not the server, picks Xet for uploads (whenever `hf_xet` is installed and
-`huggingface_hub.constants.HF_HUB_DISABLE_XET` is false), so clients of this server must set it; the xet-token
-routes answer 501 saying so. Downloads use plain HTTP because no response carries an X-Xet-* header.
+Xet: huggingface_hub 2.x picks Xet for uploads on its own, with no say from the server, whenever `hf_xet` is
+installed and `huggingface_hub.constants.HF_HUB_DISABLE_XET` is false; so clients of this server must set it, or
+fail on a 501 from /api/{type}s/{repo_id}/xet-write-token/. Downloads use plain HTTP even with Xet enabled because
+no answer carries an X-Xet-* header or a xet-auth link.
 Not implemented: branches, tags, pull requests, pagination, copies, gated repos.
 """
 
@@ -46,12 +47,12 @@ _REPO = r"(?P<repo>[^/]+/[^/]+)"
 ROUTES = [  # (methods, path regex, LocalHub method name); matched in order against the still-quoted path
     ("GET", r"/api/whoami-v2", "_whoami"),
     ("POST", r"/api/repos/create", "_create_repo"),
-    ("POST", r"/api/repos/delete", "_delete_repo"),
     ("POST", r"/api/validate-yaml", "_validate_yaml"),
     ("GET", rf"/api/{_TYPE}/{_REPO}(?:/revision/(?P<rev>[^/]+))?", "_repo_info"),
     ("GET", rf"/api/{_TYPE}/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", "_tree"),
     ("POST", rf"/api/{_TYPE}/{_REPO}/preupload/(?P<rev>[^/]+)", "_preupload"),
     ("POST", rf"/api/{_TYPE}/{_REPO}/commit/(?P<rev>[^/]+)", "_commit"),
+    ("GET POST", rf"/api/(?P<api_type>space)s/{_REPO}/variables", "_space_variables"),
     ("GET POST", rf"/api/{_TYPE}/{_REPO}/xet-(?:read|write)-token/.*", "_xet_token"),
     ("POST", rf"/{_PREFIX}{_REPO}\.git/info/lfs/objects/batch", "_lfs_batch"),
     ("POST", rf"/{_PREFIX}{_REPO}\.git/info/lfs/objects/verify", "_lfs_verify"),
@@ -85,7 +86,7 @@ class LocalHub:
         self.tokens = dict(tokens or {"hf_test_token": "tester"})  # token -> user name
         self.requests: list[tuple[str, str]] = []  # (method, path), in arrival order
         self.endpoint = ""
-        self._repos: dict[str, dict] = {}  # key -> {"private", "sdk", "commits": [{"oid", "title", "date", "tree"}]}
+        self._repos: dict[str, dict] = {}  # key -> {"private", "sdk", "variables", "commits": [{"oid", "tree", ...}]}
         self._objects: dict[str, bytes] = {}  # sha256 -> content, for regular and LFS files alike
         self._upload_keys: dict[str, tuple[str, int]] = {}  # one-time LFS upload key -> (sha256, size)
         self._lock = threading.Lock()
@@ -95,7 +96,9 @@ class LocalHub:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.hub = self  # type: ignore[attr-defined]
         self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, name="local-hub", daemon=True).start()
+        # a short poll interval makes stop() quick: shutdown() waits for the serving loop to poll
+        serve = {"target": self._server.serve_forever, "kwargs": {"poll_interval": 0.05}}
+        threading.Thread(**serve, name="local-hub", daemon=True).start()
         return self.endpoint
 
     def stop(self) -> None:
@@ -131,6 +134,8 @@ class LocalHub:
             raise HubError(404, f"LocalHub does not implement {method} {path}")
         except HubError as error:
             return error.status, error.headers, json.dumps({"error": error.message, **error.extra}).encode()
+        except Exception as error:  # a LocalHub bug: answer it, rather than drop the connection the client would retry
+            return 500, {}, json.dumps({"error": f"LocalHub failed: {error!r}"}).encode()
 
     def _repo(self, user: str | None, repo_type: str, repo: str, write: bool = False) -> dict:
         if write and user is None:
@@ -150,8 +155,7 @@ class LocalHub:
         commits = self._repos[key]["commits"]
         parent = commits[-1]["oid"] if commits else ""
         oid = hashlib.sha1(json.dumps([key, parent, title, sorted(tree.items()), time.time_ns()]).encode()).hexdigest()
-        date = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-        commits.append({"oid": oid, "title": title, "date": date, "tree": tree})
+        commits.append({"oid": oid, "title": title, "date": _now(), "tree": tree})
         return commits[-1]
 
     def _url(self, repo_type: str, repo_id: str) -> str:
@@ -185,22 +189,22 @@ class LocalHub:
             if key in self._repos:
                 raise HubError(409, f"You already created this {repo_type} repo: {repo_id}", url=url)
             private = payload.get("visibility") == "private" or bool(payload.get("private"))
-            self._repos[key] = {"private": private, "sdk": payload.get("sdk"), "commits": []}
+            self._repos[key] = {"private": private, "sdk": payload.get("sdk"), "variables": {}, "commits": []}
             sha = hashlib.sha256(GITATTRIBUTES).hexdigest()
             self._objects[sha] = GITATTRIBUTES
             self._add_commit(key, "initial commit", {".gitattributes": (sha, False)})  # as the Hub does
         return _json({"url": url, "name": repo_id, "id": repo_id})
 
-    def _delete_repo(self, user, body, query):
-        payload = json.loads(body)
-        repo_type, repo_id = payload.get("type") or "model", f"{payload.get('organization') or user}/{payload['name']}"
-        self._repo(user, repo_type, repo_id, write=True)
-        with self._lock:
-            del self._repos[f"{repo_type}/{repo_id}"]
-        return _json({})
-
     def _validate_yaml(self, user, body, query):
         return _json({"errors": [], "warnings": []})
+
+    def _space_variables(self, user, body, query, repo, repo_type):
+        variables = self._repo(user, repo_type, repo, write=bool(body))["variables"]
+        if body:  # add_space_variable
+            payload = json.loads(body)
+            description = payload.get("description")
+            variables[payload["key"]] = {"value": payload["value"], "description": description, "updatedAt": _now()}
+        return _json(variables)
 
     def _xet_token(self, user, body, query, repo, repo_type):
         raise HubError(501, "LocalHub speaks LFS only: set huggingface_hub.constants.HF_HUB_DISABLE_XET = True")
@@ -215,18 +219,8 @@ class LocalHub:
             if lfs:
                 sibling["lfs"] = {"size": entry["size"], "sha256": sha, "pointerSize": entry["lfs"]["pointerSize"]}
             siblings.append(sibling)
-        info = {
-            "id": repo,
-            "author": repo.split("/")[0],
-            "sha": commit["oid"],
-            "private": found["private"],
-            "createdAt": found["commits"][0]["date"],
-            "lastModified": commit["date"],
-            "disabled": False,
-            "gated": False,
-            "tags": [],
-            "siblings": siblings,
-        }
+        info = {"id": repo, "author": repo.split("/")[0], "sha": commit["oid"], "private": found["private"],
+                "createdAt": found["commits"][0]["date"], "lastModified": commit["date"], "siblings": siblings}
         if repo_type == "space":
             info["sdk"] = found["sdk"]
         return _json(info)
@@ -256,7 +250,8 @@ class LocalHub:
             raise HubError(404, f"{path} does not exist on {rev}", "EntryNotFound", {"X-Repo-Commit": commit["oid"]})
         sha, lfs = commit["tree"][path]
         entry = self._file_entry(path, sha, lfs)
-        headers = {"Content-Type": "application/octet-stream", "ETag": f'"{entry["oid"]}"', "X-Repo-Commit": commit["oid"]}
+        headers = {"Content-Type": "application/octet-stream", "X-Repo-Commit": commit["oid"]}
+        headers["ETag"] = f'"{entry["oid"]}"'  # git blob oid; for LFS files that of the pointer, as on the Hub
         if lfs:  # the Hub redirects these to its CDN and puts the content's sha256 and size in X-Linked-*
             headers.update({"X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(entry["size"])})
         return 200, headers, self._objects[sha]
@@ -339,6 +334,10 @@ class LocalHub:
         if obj["oid"] not in self._objects or len(self._objects[obj["oid"]]) != obj["size"]:
             raise HubError(404, f"LFS object {obj['oid']} not found")
         return _json({"success": True})
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
 
 
 def _json(payload, content_type: str = "application/json") -> tuple[int, dict, bytes]:

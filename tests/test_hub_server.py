@@ -8,37 +8,11 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import get_session
-from hub_server import LocalHub
 
-TOKEN = "hf_test_token"
-USER = "tester"
-
-
-@pytest.fixture
-def local_hub(monkeypatch, tmp_path):
-    """A started LocalHub, with the client pointed at it. Candidate for conftest.py once push.py's tests need it.
-
-    `huggingface_hub` reads its environment once, at import, into `constants`: setting HF_ENDPOINT now only
-    reaches subprocesses, so the constants the client reads at call time are patched too.
-    """
-    hub = LocalHub({TOKEN: USER})
-    endpoint = hub.start()
-    env = {"HF_ENDPOINT": endpoint, "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1"}
-    for name, value in env.items():  # HF_TOKEN is read at call time: token-less calls act as USER, never a real token
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "ENDPOINT", endpoint)  # HfApi() and the download helpers
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", endpoint)  # behind huggingface_hub.create_repo & co.
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the client picks Xet by itself when hf_xet is installed
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # never the user's real cache
-    yield hub
-    hub.stop()
+from conftest import TOKEN, USER
 
 
 @pytest.fixture
@@ -123,12 +97,15 @@ def test_space_repo(local_hub):
     huggingface_hub.create_repo(repo_id, repo_type="space", space_sdk="gradio")
     readme = b"---\ntitle: finsent\nsdk: gradio\napp_file: app.py\n---\n"
     huggingface_hub.upload_file(path_or_fileobj=readme, path_in_repo="README.md", repo_id=repo_id, repo_type="space")
-    huggingface_hub.upload_file(path_or_fileobj=b"print('hi')\n", path_in_repo="app.py", repo_id=repo_id, repo_type="space")
+    app = b"print('hi')\n"
+    huggingface_hub.upload_file(path_or_fileobj=app, path_in_repo="app.py", repo_id=repo_id, repo_type="space")
     assert local_hub.repos() == [f"space/{repo_id}"]
     assert local_hub.files(repo_id, repo_type="space")["README.md"] == readme
     info = huggingface_hub.space_info(repo_id)
     assert info.sdk == "gradio" and info.private is False
     assert sorted(s.rfilename for s in info.siblings) == [".gitattributes", "README.md", "app.py"]
+    huggingface_hub.add_space_variable(repo_id, "FINSENT_ADAPTER", f"{USER}/finsent-test")
+    assert huggingface_hub.get_space_variables(repo_id)["FINSENT_ADAPTER"].value == f"{USER}/finsent-test"
 
 
 def test_commit_with_unknown_lfs_object_is_rejected_whole(local_hub):

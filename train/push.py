@@ -105,13 +105,11 @@ def authenticate(api) -> str:
         raise UsageError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was uploaded)")
     try:
         user = api.whoami(token=token)
-    except HfHubHTTPError as err:
-        status = getattr(err.response, "status_code", None)
-        if status in (401, 403):
+    except network_errors() as err:  # a rejected token, or no connection at all
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if isinstance(err, HfHubHTTPError) and status in (401, 403):
             raise UsageError("the Hub rejected the token (HF_TOKEN or the login cache): create a token with write "
                              "access and log in again (nothing was uploaded)") from None
-        raise _network_error(api, err) from None
-    except OSError as err:  # connection refused, DNS, timeouts
         raise _network_error(api, err) from None
     logger.info("logged in as %s", user.get("name", "?"))
     return token
@@ -120,7 +118,6 @@ def authenticate(api) -> str:
 def commit_run(api, token: str, repo_id: str, private: bool, card: str, files: dict[str, Path]) -> str:
     """Create the repo if needed, then one commit: the run's files added, stale ones deleted."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-    from huggingface_hub.errors import HfHubHTTPError
 
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, token=token)
@@ -131,7 +128,7 @@ def commit_run(api, token: str, repo_id: str, private: bool, card: str, files: d
         operations += [CommitOperationDelete(name) for name in stale]
         info = api.create_commit(repo_id, operations, commit_message="Upload finsent adapter, card and results",
                                  token=token)
-    except (HfHubHTTPError, OSError) as err:
+    except network_errors() as err:
         raise _network_error(api, err) from None
     if stale:
         logger.info("deleted %d files of an earlier push: %s", len(stale), ", ".join(stale))
@@ -140,7 +137,6 @@ def commit_run(api, token: str, repo_id: str, private: bool, card: str, files: d
 
 def push_space(api, token: str, space_id: str, adapter_repo: str, private: bool) -> None:
     """space/ as a Gradio Space whose variables point it at the adapter just pushed."""
-    from huggingface_hub.errors import HfHubHTTPError
 
     folder = Path(__file__).resolve().parents[1] / "space"
     try:
@@ -149,9 +145,24 @@ def push_space(api, token: str, space_id: str, adapter_repo: str, private: bool)
                           ignore_patterns=["__pycache__/*", "*.pyc", "__init__.py"], delete_patterns=["*.py"],
                           commit_message=f"Serve {adapter_repo}")
         api.add_space_variable(space_id, "FINSENT_ADAPTER", adapter_repo, token=token)
-    except (HfHubHTTPError, OSError) as err:
+    except network_errors() as err:
         raise _network_error(api, err) from None
     logger.info("pushed space/ to %s/spaces/%s", api.endpoint, space_id)
+
+
+def network_errors() -> tuple[type[Exception], ...]:
+    """What a failed Hub request raises: HTTP errors, and the transport's own (httpx2 in huggingface_hub 2.x)."""
+    import importlib
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[Exception]] = [HfHubHTTPError, OSError]
+    for transport in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(transport).HTTPError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
 
 
 def _network_error(api, err: Exception) -> UsageError:
