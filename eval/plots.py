@@ -1,4 +1,4 @@
-"""The evaluation figures, one function each; the report, the model card and the Space all call them.
+"""The evaluation figures written to files: HTML and PNG (the figures themselves are in space/figures.py).
 
     from finsent.eval.plots import confusion_heatmap, per_class_bars, write_figure
     write_figure(per_class_bars(metrics), Path("runs/demo/per_class"))  # per_class.html + per_class.png
@@ -21,90 +21,15 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from finsent.space.classifier import LABELS
+from finsent.space.figures import before_after, confusion_heatmap, per_class_bars
 
 logger = logging.getLogger(__name__)
 
-SCORES = (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"))  # (metrics key, legend name)
+__all__ = ["before_after", "confusion_heatmap", "find_browser", "per_class_bars", "write_figure", "write_atomic"]
 INSTALL_BROWSER = (
     "install Debian's chromium package (apt-get install -y --no-install-recommends chromium), "
     "or set BROWSER_PATH to a Chrome/Chromium binary, or run `plotly_get_chrome`"
 )
-
-
-def per_class_bars(metrics: dict, title: str = "Precision, recall and F1 per sentiment") -> go.Figure:
-    """Grouped bars: one group per label, one bar each for precision, recall and F1, values on the bars."""
-    per_label = metrics["per_label"]
-    fig = go.Figure()
-    for key, name in SCORES:
-        values = [per_label[label][key] for label in LABELS]
-        fig.add_trace(
-            go.Bar(
-                name=name,
-                x=list(LABELS),
-                y=values,
-                text=[f"{v:.2f}" for v in values],
-                textposition="outside",
-                cliponaxis=False,  # a bar at 1.0 keeps its value visible above the axis
-                customdata=[per_label[label]["support"] for label in LABELS],
-                hovertemplate=f"{name} %{{y:.3f}}<br>%{{x}}: %{{customdata}} headlines<extra></extra>",
-            )
-        )
-    fig.update_layout(title=title, barmode="group", xaxis_title="Sentiment", legend_title_text="Score")
-    fig.update_yaxes(range=[0, 1], title_text="Score")
-    return fig
-
-
-def confusion_heatmap(metrics: dict, title: str = "Confusion matrix") -> go.Figure:
-    """Counts with true labels as rows (top to bottom) and predictions as columns, each cell annotated.
-
-    The `invalid` column (answers that named no label) is shown only when there are any.
-    """
-    confusion = metrics["confusion_matrix"]
-    predicted, matrix = list(confusion["predicted"]), [list(row) for row in confusion["matrix"]]
-    if not any(row[-1] for row in matrix):  # the last column is `invalid`
-        predicted, matrix = predicted[:-1], [row[:-1] for row in matrix]
-    fig = go.Figure(
-        go.Heatmap(
-            z=matrix,
-            x=predicted,
-            y=list(confusion["labels"]),
-            text=matrix,
-            texttemplate="%{text}",  # plotly.js picks a text colour that contrasts with each cell
-            colorscale="Blues",
-            colorbar_title_text="Count",
-            hovertemplate="true %{y}, predicted %{x}: %{z} headlines<extra></extra>",
-        )
-    )
-    fig.update_layout(title=title, xaxis_title="Predicted", yaxis_title="True")
-    fig.update_yaxes(autorange="reversed")  # first label on top, as the matrix reads
-    return fig
-
-
-def before_after(before: dict, after: dict, title: str = "Before and after fine-tuning") -> go.Figure:
-    """Grouped bars comparing two evaluations: accuracy, macro F1 and each label's accuracy."""
-    names = ["accuracy", "macro F1", *(f"{label}<br>accuracy" for label in LABELS)]  # <br>: no slanted ticks
-    fig = go.Figure()
-    for name, metrics in (("Before fine-tuning", before), ("After fine-tuning", after)):
-        values = [
-            metrics["accuracy"],
-            metrics["macro"]["f1"],
-            *(metrics["per_label"][label]["accuracy"] for label in LABELS),
-        ]
-        fig.add_trace(
-            go.Bar(
-                name=name,
-                x=names,
-                y=values,
-                text=[f"{v:.2f}" for v in values],
-                textposition="outside",
-                cliponaxis=False,
-                hovertemplate=f"{name}<br>%{{x}} %{{y:.3f}}<extra></extra>",
-            )
-        )
-    fig.update_layout(title=title, barmode="group", legend_title_text="Model")
-    fig.update_yaxes(range=[0, 1], title_text="Score")
-    return fig
 
 
 def write_figure(fig: go.Figure, path_stem: Path) -> dict[str, Path]:
