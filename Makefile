@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.finsent-installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup browser demo test test-fast clean
+.PHONY: setup browser demo demo-train test test-fast clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,12 @@ browser:
 		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 		|| echo "no chromium: figures are written as HTML only (install chromium for PNG)"
 
-# Until the Space app lands: a short run of the CPU recipe on the sample headlines.
+# The app on the embedded default, offline, at http://127.0.0.1:7860 (Ctrl-C stops it).
 demo: setup
+	$(BIN)/python space/app.py
+
+# A short run of the CPU recipe on the sample headlines.
+demo-train: setup
 	rm -rf $(DEMO_DIR)
 	$(BIN)/python train/train.py --config cpu-embedded --data_file train/sample_headlines.csv \
 		--train_size 30 --test_size 15 --eval_size 5 --num_train_epochs 1 --output_dir $(DEMO_DIR)

@@ -1,0 +1,281 @@
+"""A Gradio app that labels financial news headlines: in the browser and through its API.
+
+    python space/app.py                      # http://127.0.0.1:7860, the embedded SmolLM2 on the CPU
+    python space/app.py --base_model microsoft/phi-2 --adapter USER/finsent-phi2
+
+Settings come from flags or environment variables (a Hugging Face Space sets them as
+variables): FINSENT_BASE_MODEL, FINSENT_ADAPTER, FINSENT_4BIT (auto: on CUDA),
+FINSENT_MAX_BATCH (rows per batch request) and FINSENT_CONCURRENCY (requests the model
+serves at once; the others wait in the queue). Importing this module loads no model:
+the first request (or the first page view) does, once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
+    from . import figures
+    from .classifier import LABELS, load_classifier
+    from .embedded import EMBEDDED_MODEL_ID
+except ImportError:
+    import figures
+    from classifier import LABELS, load_classifier
+    from embedded import EMBEDDED_MODEL_ID
+
+try:  # ZeroGPU Spaces lend a GPU per call to functions marked with @spaces.GPU
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    def gpu(fn):
+        return fn
+
+MAX_CHARS = 2_000  # longer input is cut before tokenizing; the token limit applies after
+TEXT_COLUMNS = ("text", "headline", "sentence")
+EXAMPLES = [  # written for this app; fictional companies
+    "Kestrel Oyj raises its full-year operating profit forecast",
+    "Norvale Group to cut 450 jobs as orders slump",
+    "Ferrow Bank will publish its interim report on 28 April",
+    "Ilvento Paper's quarterly sales fall short of analysts' estimates",
+    "Tundra Robotics wins a EUR 40 million order from a Nordic utility",
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_model: str = EMBEDDED_MODEL_ID
+    adapter: str | None = None
+    load_in_4bit: str = "auto"  # auto | true | false
+    max_batch: int = 200
+    concurrency: int = 2
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        env = os.environ
+        values = {
+            "base_model": env.get("FINSENT_BASE_MODEL") or cls.base_model,
+            "adapter": env.get("FINSENT_ADAPTER") or None,
+            "load_in_4bit": env.get("FINSENT_4BIT", cls.load_in_4bit),
+            "max_batch": int(env.get("FINSENT_MAX_BATCH", cls.max_batch)),
+            "concurrency": int(env.get("FINSENT_CONCURRENCY", cls.concurrency)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class Service:
+    """The model behind the app: loaded once, on first use, by whichever request comes first."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._classifier = None
+        self._lock = threading.Lock()
+
+    @property
+    def classifier(self):
+        with self._lock:
+            if self._classifier is None:
+                import torch
+
+                four_bit = {"auto": torch.cuda.is_available(), "true": True, "false": False}[self.settings.load_in_4bit]
+                self._classifier = load_classifier(self.settings.base_model, self.settings.adapter,
+                                                   load_in_4bit=four_bit)
+            return self._classifier
+
+    def status(self) -> str:
+        self.classifier  # noqa: B018 - loads the model if no request has yet
+        return f"Ready: {self.describe()}."
+
+    def describe(self) -> str:
+        model = f"`{self.settings.base_model}`"
+        if self.settings.adapter:
+            return f"{model} + adapter `{self.settings.adapter}`"
+        return f"{model} alone: **not fine-tuned** (no adapter configured), so expect weak answers"
+
+    def fit(self, text: str) -> tuple[str, bool]:
+        """The headline cut to what the model can take after the prompt; whether it was cut."""
+        tokenizer = self.classifier.tokenizer
+        limit = getattr(self.classifier.model.config, "max_position_embeddings", 2048) - 128  # room for the prompt
+        cut = text[:MAX_CHARS]
+        ids = tokenizer(cut, add_special_tokens=False).input_ids
+        if len(ids) > limit:
+            cut = tokenizer.decode(ids[:limit])
+        return cut, cut != text
+
+    @gpu
+    def predict(self, texts: list[str]):
+        return self.classifier.predict_proba(texts, batch_size=32)
+
+    def classify(self, text: str):
+        """One headline -> ({label: probability}, notice)."""
+        if not text or not text.strip():
+            return None, "Type a headline first."
+        headline, cut = self.fit(text.strip())
+        probs = self.predict([headline])[0]
+        notice = "The headline was too long; only its beginning was read." if cut else ""
+        return {label: float(p) for label, p in zip(LABELS, probs, strict=True)}, notice
+
+    def classify_batch(self, lines: str, upload: str | None):
+        """Many headlines (one per line, or a CSV) -> (table rows, label chart, CSV file, notice)."""
+        try:
+            texts = read_upload(upload) if upload else [line.strip() for line in (lines or "").splitlines()]
+        except ValueError as err:
+            return [], None, None, str(err)
+        texts = [t for t in texts if t.strip()]
+        if not texts:
+            return [], None, None, "Paste headlines, one per line, or upload a CSV with a `text` column."
+        notices = []
+        if len(texts) > self.settings.max_batch:
+            notices.append(f"Only the first {self.settings.max_batch} of {len(texts)} headlines were classified "
+                           "(the batch limit).")
+            texts = texts[: self.settings.max_batch]
+        fitted = [self.fit(t) for t in texts]
+        if any(cut for _, cut in fitted):
+            notices.append(f"{sum(cut for _, cut in fitted)} headline(s) were too long; only their beginning was read.")
+        probs = self.predict([t for t, _ in fitted])
+        rows = [[text, LABELS[int(p.argmax())], *(round(float(x), 4) for x in p)]
+                for text, p in zip(texts, probs, strict=True)]
+        return rows, label_chart(rows), write_csv(rows), " ".join(notices)
+
+    def about(self):
+        """Markdown about the model, and the confusion matrix when the adapter carries eval_results.json."""
+        lines = [f"**Model:** {self.describe()}.", "",
+                 "**Labels:** " + ", ".join(LABELS) + ". Each label's probability is that of its whole token "
+                 "sequence after the prompt, normalised over the three labels."]
+        results = self.eval_results()
+        if not results:
+            return "\n".join(lines + ["", "No evaluation results travel with this model."]), None
+        run = results["runs"].get("fine_tuned") or results["runs"]["base"]
+        metrics = run["metrics"]
+        lines += ["", f"**Test accuracy:** {metrics['accuracy']:.1%} on {results['rows']} headlines "
+                      f"(macro F1 {metrics['macro']['f1']:.3f})" + _before(results) + "."]
+        return "\n".join(lines), figures.confusion_heatmap(metrics, "Confusion matrix on the test split")
+
+    def eval_results(self) -> dict | None:
+        adapter = self.settings.adapter
+        if not adapter:
+            return None
+        path = Path(adapter) / "eval_results.json"
+        if not path.is_file():
+            try:
+                from huggingface_hub import hf_hub_download
+
+                path = Path(hf_hub_download(adapter, "eval_results.json"))
+            except Exception:  # offline, no such file: the About tab says so
+                return None
+        return json.loads(path.read_text())
+
+
+def _before(results: dict) -> str:
+    base = results["runs"].get("base")
+    if base and "fine_tuned" in results["runs"]:
+        return f"; {base['metrics']['accuracy']:.1%} before fine-tuning"
+    return ""
+
+
+def read_upload(path: str) -> list[str]:
+    """Headlines from an uploaded CSV: its `text` (or headline/sentence) column, or its only column."""
+    raw = Path(path).read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("The file is not UTF-8 text; save it as a UTF-8 CSV and upload it again.") from None
+    if "\x00" in content:
+        raise ValueError("The file is not text (it holds NUL bytes); upload a CSV.")
+    rows = [row for row in csv.reader(io.StringIO(content)) if any(cell.strip() for cell in row)]
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0]]
+    column = next((header.index(name) for name in TEXT_COLUMNS if name in header), None)
+    if column is not None:
+        return [row[column] for row in rows[1:] if len(row) > column]
+    if max(len(row) for row in rows) == 1:
+        return [row[0] for row in rows]
+    raise ValueError(f"The CSV has columns {rows[0][:5]}; name the headline column `text` (or upload one column).")
+
+
+def label_chart(rows):
+    import plotly.graph_objects as go
+
+    counts = [sum(row[1] == label for row in rows) for label in LABELS]
+    fig = go.Figure(go.Bar(x=list(LABELS), y=counts, text=counts, textposition="outside"))
+    fig.update_layout(title="Labels in this batch", yaxis_title="Headlines")
+    return fig
+
+
+def write_csv(rows) -> str:
+    handle = tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="finsent-", delete=False, newline="",
+                                         encoding="utf-8")
+    with handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label", *LABELS])
+        writer.writerows(rows)
+    return handle.name
+
+
+def build_app(settings: Settings) -> gr.Blocks:
+    service = Service(settings)
+    with gr.Blocks(title="finsent: financial headline sentiment") as app:
+        gr.Markdown("# Financial headline sentiment\nNegative, neutral or positive, with probabilities.")
+        status = gr.Markdown("Loading the model… (the first answer waits for it)")
+        with gr.Tab("Headline"):
+            text = gr.Textbox(label="Headline", placeholder=EXAMPLES[0], lines=2)
+            button = gr.Button("Classify", variant="primary")
+            label = gr.Label(label="Sentiment", num_top_classes=len(LABELS))
+            notice = gr.Markdown()
+            gr.Examples(EXAMPLES, inputs=text)
+            button.click(service.classify, inputs=text, outputs=[label, notice], api_name="classify")
+            text.submit(service.classify, inputs=text, outputs=[label, notice], api_visibility="private")
+        with gr.Tab("Batch"):
+            lines = gr.Textbox(label="Headlines, one per line", lines=8)
+            upload = gr.File(label="…or a CSV with a `text` column", file_types=[".csv", ".txt"], type="filepath")
+            run = gr.Button("Classify all", variant="primary")
+            batch_notice = gr.Markdown()
+            table = gr.Dataframe(headers=["text", "label", *LABELS], label="Results", wrap=True)
+            chart = gr.Plot(label="Label distribution")
+            download = gr.File(label="Download the results (CSV)")
+            run.click(service.classify_batch, inputs=[lines, upload], outputs=[table, chart, download, batch_notice],
+                      api_name="classify_batch")
+        with gr.Tab("About the model"):
+            about_text = gr.Markdown()
+            about_plot = gr.Plot(label="Confusion matrix")
+        app.load(service.status, outputs=status, api_visibility="private")
+        app.load(service.about, outputs=[about_text, about_plot], api_visibility="private")
+    app.queue(default_concurrency_limit=settings.concurrency, max_size=64)
+    return app
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base_model", help=f"base model id or folder (default: {EMBEDDED_MODEL_ID})")
+    parser.add_argument("--adapter", help="LoRA adapter folder or Hub id (default: none)")
+    parser.add_argument("--load_in_4bit", choices=("auto", "true", "false"), help="4-bit base (auto: on CUDA)")
+    parser.add_argument("--max_batch", type=int, help="rows per batch request (default 200)")
+    parser.add_argument("--concurrency", type=int, help="requests served at once (default 2)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))  # a Space sets 0.0.0.0
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
+    settings = Settings.from_env(base_model=args.base_model, adapter=args.adapter, load_in_4bit=args.load_in_4bit,
+                                 max_batch=args.max_batch, concurrency=args.concurrency)
+    print(f"finsent: serving {settings.base_model}" + (f" + {settings.adapter}" if settings.adapter else "")
+          + f" at http://{args.host}:{args.port}", flush=True)
+    build_app(settings).launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()
