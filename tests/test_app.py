@@ -1,0 +1,139 @@
+"""The Gradio app: its functions on the tiny Phi + adapter, then the app itself through gradio_client."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from finsent.eval import evaluate as evaluate_script
+from finsent.space.app import Service, Settings, build_app
+from finsent.space.classifier import LABELS
+
+
+@pytest.fixture(scope="module")
+def run(trained, tmp_path_factory):
+    """The tiny trained run, evaluated, so the About tab has results to show."""
+    folder = tmp_path_factory.mktemp("app") / "trained-model"
+    shutil.copytree(trained, folder)
+    (folder / "eval_results.json").unlink(missing_ok=True)
+    assert evaluate_script.main(["--adapter", str(folder), "--dtype", "float32"]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def service(tiny_phi, run):
+    return Service(Settings(base_model=str(tiny_phi), adapter=str(run), load_in_4bit="false", max_batch=5))
+
+
+def test_classify_one_headline(service):
+    probs, notice = service.classify("  Kestrel Oyj lifts its outlook ")
+    assert set(probs) == set(LABELS) and abs(sum(probs.values()) - 1) < 1e-6 and notice == ""
+
+
+@pytest.mark.parametrize("text", ["", "   \n "])
+def test_empty_text_gets_a_message(service, text):
+    assert service.classify(text) == (None, "Type a headline first.")
+
+
+def test_an_over_long_headline_is_cut_with_a_notice(service):
+    probs, notice = service.classify("Kestrel " * 1000)
+    assert set(probs) == set(LABELS) and "too long" in notice
+
+
+def test_batch_from_lines_caps_the_batch_and_writes_a_csv(service):
+    lines = "\n".join(f"Norvale headline {i}" for i in range(7)) + "\n\n"
+    rows, chart, csv_path, notice = service.classify_batch(lines, None)
+    assert len(rows) == 5 and "first 5 of 7" in notice
+    assert all(row[1] in LABELS and abs(sum(row[2:]) - 1) < 1e-3 for row in rows)
+    assert sum(chart.data[0].y) == 5
+    with open(csv_path, encoding="utf-8") as f:
+        assert f.readline().strip() == "text,label,negative,neutral,positive" and len(f.readlines()) == 5
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"id,text\n1,Kestrel up\n2,Norvale down\n", 2),
+    (b"\xef\xbb\xbfheadline\nKestrel up\n", 1),  # a BOM and another column name
+    (b"Kestrel up\nNorvale down\nFerrow flat\n", 3),  # one column, no header
+])
+def test_batch_from_a_csv(service, tmp_path, content, expected):
+    path = tmp_path / "in.csv"
+    path.write_bytes(content)
+    rows, _, _, notice = service.classify_batch("", str(path))
+    assert len(rows) == expected and notice == ""
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"id,score\n1,2\n", "name the headline column `text`"),
+    (b"\xff\xfeK\x00e\x00", "not UTF-8 text"),
+    (b"text\nKestrel\x00 up\n", "not text"),
+    (b"", "Paste headlines"),
+])
+def test_bad_csv_gets_a_message(service, tmp_path, content, message):
+    path = tmp_path / "in.csv"
+    path.write_bytes(content)
+    rows, chart, csv_path, notice = service.classify_batch("", str(path))
+    assert rows == [] and chart is None and csv_path is None and message in notice
+
+
+def test_about_shows_the_evaluation(service, run):
+    text, figure = service.about()
+    accuracy = json.loads((run / "eval_results.json").read_text())["runs"]["fine_tuned"]["metrics"]["accuracy"]
+    assert f"{accuracy:.1%}" in text and "before fine-tuning" in text and figure.data[0].type == "heatmap"
+
+
+def test_without_an_adapter_the_page_says_it_is_not_fine_tuned(tiny_phi):
+    service = Service(Settings(base_model=str(tiny_phi), load_in_4bit="false"))
+    text, figure = service.about()
+    assert "not fine-tuned" in text and figure is None
+    assert "not fine-tuned" in service.status()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_app_through_gradio_client(tiny_phi, run):
+    from gradio_client import Client
+
+    app = build_app(Settings(base_model=str(tiny_phi), adapter=str(run), load_in_4bit="false", max_batch=3))
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        label, notice = client.predict("Kestrel Oyj lifts its outlook", api_name="/classify")
+        assert label["label"] in LABELS and {c["label"] for c in label["confidences"]} == set(LABELS)
+        assert client.predict("   ", api_name="/classify")[1] == "Type a headline first."
+        table, _, csv_file, notice = client.predict("a up\nb down\nc flat\nd more", None, api_name="/classify_batch")
+        assert len(table["data"]) == 3 and "first 3 of 4" in notice and csv_file.endswith(".csv")
+        empty = client.predict("", None, api_name="/classify_batch")
+        assert "Paste headlines" in empty[3]
+    finally:
+        app.close()
+
+
+def test_importing_the_app_loads_no_model():
+    code = "import sys, finsent.space.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.split() == ["False", "False"], out.stderr[-2000:]
+
+
+def test_space_folder_imports_alone(tmp_path):
+    """Deployed as a Space, space/ is the whole repository: its modules import each other top-level."""
+    shutil.copytree(REPO / "space", tmp_path / "space", ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    code = "import app; print(app.build_app.__name__, app.EMBEDDED_MODEL_ID)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path / "space")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "build_app" in out.stdout
+
+
+def test_help_runs():
+    out = subprocess.run([sys.executable, "space/app.py", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and "--adapter" in out.stdout and "--max_batch" in out.stdout
