@@ -54,7 +54,7 @@ EXAMPLES = [  # written for this app; fictional companies
 
 @dataclass(frozen=True)
 class Settings:
-    base_model: str = EMBEDDED_MODEL_ID
+    base_model: str | None = None  # None: the adapter's own base, else the embedded SmolLM2
     adapter: str | None = None
     load_in_4bit: str = "auto"  # auto | true | false
     max_batch: int = 200
@@ -64,7 +64,7 @@ class Settings:
     def from_env(cls, **overrides) -> Settings:
         env = os.environ
         values = {
-            "base_model": env.get("FINSENT_BASE_MODEL") or cls.base_model,
+            "base_model": env.get("FINSENT_BASE_MODEL") or None,
             "adapter": env.get("FINSENT_ADAPTER") or None,
             "load_in_4bit": env.get("FINSENT_4BIT", cls.load_in_4bit),
             "max_batch": int(env.get("FINSENT_MAX_BATCH", cls.max_batch)),
@@ -83,13 +83,23 @@ class Service:
         self._lock = threading.Lock()
 
     @property
+    def base_model(self) -> str:
+        if self.settings.base_model:
+            return self.settings.base_model
+        if self.settings.adapter:  # the base the adapter was trained on
+            from peft import PeftConfig
+
+            return PeftConfig.from_pretrained(self.settings.adapter).base_model_name_or_path
+        return EMBEDDED_MODEL_ID
+
+    @property
     def classifier(self):
         with self._lock:
             if self._classifier is None:
                 import torch
 
                 four_bit = {"auto": torch.cuda.is_available(), "true": True, "false": False}[self.settings.load_in_4bit]
-                self._classifier = load_classifier(self.settings.base_model, self.settings.adapter,
+                self._classifier = load_classifier(self.base_model, self.settings.adapter,
                                                    load_in_4bit=four_bit)
             return self._classifier
 
@@ -98,7 +108,7 @@ class Service:
         return f"Ready: {self.describe()}."
 
     def describe(self) -> str:
-        model = f"`{self.settings.base_model}`"
+        model = f"`{self.base_model}`"
         if self.settings.adapter:
             return f"{model} + adapter `{self.settings.adapter}`"
         return f"{model} alone: **not fine-tuned** (no adapter configured), so expect weak answers"
@@ -272,8 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
     settings = Settings.from_env(base_model=args.base_model, adapter=args.adapter, load_in_4bit=args.load_in_4bit,
                                  max_batch=args.max_batch, concurrency=args.concurrency)
-    print(f"finsent: serving {settings.base_model}" + (f" + {settings.adapter}" if settings.adapter else "")
-          + f" at http://{args.host}:{args.port}", flush=True)
+    service = Service(settings)
+    print(f"finsent: serving {service.describe()} at http://{args.host}:{args.port}", flush=True)
     build_app(settings).launch(server_name=args.host, server_port=args.port)
 
 

@@ -87,6 +87,11 @@ def test_about_shows_the_evaluation(service, run):
     assert f"{accuracy:.1%}" in text and "before fine-tuning" in text and figure.data[0].type == "heatmap"
 
 
+def test_the_base_model_defaults_to_the_adapters_own(run, tiny_phi):
+    assert Service(Settings(adapter=str(run))).base_model == str(tiny_phi)
+    assert Service(Settings()).base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
 def test_without_an_adapter_the_page_says_it_is_not_fine_tuned(tiny_phi):
     service = Service(Settings(base_model=str(tiny_phi), load_in_4bit="false"))
     text, figure = service.about()

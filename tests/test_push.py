@@ -126,11 +126,13 @@ def test_space_push_uploads_the_app_and_points_it_at_the_adapter(local_hub, eval
     argv = ["--adapter", str(evaluated_run), "--repo-id", REPO_ID, "--space-id", f"{USER}/finsent-demo"]
     assert push_script.main(argv) == 0
     space = local_hub.files(f"{USER}/finsent-demo", repo_type="space")
-    assert "classifier.py" in space and "embedded.py" in space
+    assert {"app.py", "classifier.py", "embedded.py", "figures.py", "README.md", "requirements.txt"} <= set(space)
+    assert b"sdk: gradio" in space["README.md"] and b"app_file: app.py" in space["README.md"]
     from huggingface_hub import HfApi
 
     variables = HfApi(token=TOKEN).get_space_variables(f"{USER}/finsent-demo")
     assert variables["FINSENT_ADAPTER"].value == REPO_ID
+    assert variables["FINSENT_BASE_MODEL"].value == base_model(evaluated_run)
 
 
 def test_help_runs():

@@ -92,7 +92,8 @@ def push(args: argparse.Namespace) -> str | None:
     url = commit_run(api, token, args.repo_id, args.private, card, files)
     logger.info("pushed %d files to %s", len(files) + 1, url)
     if args.space_id:
-        push_space(api, token, args.space_id, args.repo_id, args.private)
+        base_model = read_run(run_dir)["adapter"]["base_model_name_or_path"]
+        push_space(api, token, args.space_id, args.repo_id, base_model, args.private)
     return url
 
 
@@ -135,7 +136,7 @@ def commit_run(api, token: str, repo_id: str, private: bool, card: str, files: d
     return info.commit_url
 
 
-def push_space(api, token: str, space_id: str, adapter_repo: str, private: bool) -> None:
+def push_space(api, token: str, space_id: str, adapter_repo: str, base_model: str, private: bool) -> None:
     """space/ as a Gradio Space whose variables point it at the adapter just pushed."""
 
     folder = Path(__file__).resolve().parents[1] / "space"
@@ -145,6 +146,7 @@ def push_space(api, token: str, space_id: str, adapter_repo: str, private: bool)
                           ignore_patterns=["__pycache__/*", "*.pyc", "__init__.py"], delete_patterns=["*.py"],
                           commit_message=f"Serve {adapter_repo}")
         api.add_space_variable(space_id, "FINSENT_ADAPTER", adapter_repo, token=token)
+        api.add_space_variable(space_id, "FINSENT_BASE_MODEL", base_model, token=token)
     except network_errors() as err:
         raise _network_error(api, err) from None
     logger.info("pushed space/ to %s/spaces/%s", api.endpoint, space_id)
