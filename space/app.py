@@ -42,6 +42,7 @@ except ImportError:
         return fn
 
 MAX_CHARS = 2_000  # longer input is cut before tokenizing; the token limit applies after
+MAX_QUEUED_BATCH = 16  # single-headline requests waiting in the queue, scored together
 TEXT_COLUMNS = ("text", "headline", "sentence")
 EXAMPLES = [  # written for this app; fictional companies
     "Kestrel Oyj raises its full-year operating profit forecast",
@@ -129,12 +130,26 @@ class Service:
 
     def classify(self, text: str):
         """One headline -> ({label: probability}, notice)."""
-        if not text or not text.strip():
-            return None, "Type a headline first."
-        headline, cut = self.fit(text.strip())
-        probs = self.predict([headline])[0]
-        notice = "The headline was too long; only its beginning was read." if cut else ""
-        return {label: float(p) for label, p in zip(LABELS, probs, strict=True)}, notice
+        labels, notices = self.classify_many([text])
+        return labels[0], notices[0]
+
+    def classify_many(self, texts: list[str]):
+        """Headlines -> ([{label: probability} or None], [notice]): what /classify runs, batched.
+
+        Gradio gathers the single-headline requests waiting in the queue into one call (up to
+        MAX_QUEUED_BATCH), so 20 clients at once cost one forward pass, not 20 one after another.
+        """
+        fitted = {i: self.fit(t.strip()) for i, t in enumerate(texts) if t and t.strip()}
+        probs = dict(zip(fitted, self.predict([t for t, _ in fitted.values()]), strict=True)) if fitted else {}
+        labels, notices = [], []
+        for i in range(len(texts)):
+            if i not in fitted:
+                labels.append(None)
+                notices.append("Type a headline first.")
+                continue
+            labels.append({label: float(p) for label, p in zip(LABELS, probs[i], strict=True)})
+            notices.append("The headline was too long; only its beginning was read." if fitted[i][1] else "")
+        return labels, notices
 
     def classify_batch(self, lines: str, upload: str | None):
         """Many headlines (one per line, or a CSV) -> (table rows, label chart, CSV file, notice)."""
@@ -185,6 +200,11 @@ class Service:
             except Exception:  # offline, no such file: the About tab says so
                 return None
         return json.loads(path.read_text())
+
+
+def _about(service: Service):
+    text, figure = service.about()
+    return text, gr.Plot(value=figure, visible=figure is not None)  # no empty box without results
 
 
 def _before(results: dict) -> str:
@@ -245,8 +265,10 @@ def build_app(settings: Settings) -> gr.Blocks:
             label = gr.Label(label="Sentiment", num_top_classes=len(LABELS))
             notice = gr.Markdown()
             gr.Examples(EXAMPLES, inputs=text)
-            button.click(service.classify, inputs=text, outputs=[label, notice], api_name="classify")
-            text.submit(service.classify, inputs=text, outputs=[label, notice], api_visibility="private")
+            batched = {"batch": True, "max_batch_size": MAX_QUEUED_BATCH}
+            button.click(service.classify_many, inputs=text, outputs=[label, notice], api_name="classify", **batched)
+            text.submit(service.classify_many, inputs=text, outputs=[label, notice], api_visibility="private",
+                        **batched)
         with gr.Tab("Batch"):
             lines = gr.Textbox(label="Headlines, one per line", lines=8)
             upload = gr.File(label="…or a CSV with a `text` column", file_types=[".csv", ".txt"], type="filepath")
@@ -261,7 +283,7 @@ def build_app(settings: Settings) -> gr.Blocks:
             about_text = gr.Markdown()
             about_plot = gr.Plot(label="Confusion matrix")
         app.load(service.status, outputs=status, api_visibility="private")
-        app.load(service.about, outputs=[about_text, about_plot], api_visibility="private")
+        app.load(lambda: _about(service), outputs=[about_text, about_plot], api_visibility="private")
     app.queue(default_concurrency_limit=settings.concurrency, max_size=64)
     return app
 

@@ -224,8 +224,8 @@ def load_classifier(
     path = resolve_model_path(base_model)
     if load_in_4bit:
         kwargs = {"quantization_config": quantization_config(dtype), "dtype": dtype, "device_map": {"": device}}
-    else:
-        kwargs = {"dtype": torch.float32}
+    else:  # an adapter is merged in fp32 first; without one, load straight in the target dtype (less memory)
+        kwargs = {"dtype": torch.float32 if adapter else getattr(torch, dtype)}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     tokenizer_source = path
     if adapter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import huggingface_hub
@@ -9,6 +10,8 @@ import pytest
 from huggingface_hub import constants
 
 from finsent.space.classifier import LABELS, PROMPT_TEMPLATE
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry from apps the tests start
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "hf_test_token"  # the local Hub's only user; never a real token

@@ -41,6 +41,13 @@ def test_empty_text_gets_a_message(service, text):
     assert service.classify(text) == (None, "Type a headline first.")
 
 
+def test_queued_requests_are_scored_together(service):
+    labels, notices = service.classify_many(["Kestrel up", "", "Norvale down"])
+    assert labels[1] is None and notices == ["", "Type a headline first.", ""]
+    alone = service.classify("Kestrel up")[0]
+    assert all(abs(labels[0][k] - alone[k]) < 1e-2 for k in LABELS)  # padding beside another row: bf16 noise only
+
+
 def test_an_over_long_headline_is_cut_with_a_notice(service):
     probs, notice = service.classify("Kestrel " * 1000)
     assert set(probs) == set(LABELS) and "too long" in notice
@@ -112,7 +119,7 @@ def test_the_app_through_gradio_client(tiny_phi, run):
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
         label, notice = client.predict("Kestrel Oyj lifts its outlook", api_name="/classify")
         assert label["label"] in LABELS and {c["label"] for c in label["confidences"]} == set(LABELS)
         assert client.predict("   ", api_name="/classify")[1] == "Type a headline first."

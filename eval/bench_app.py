@@ -1,0 +1,222 @@
+"""Latency and memory of the Space as served: the app in-process on loopback, called through its API.
+
+    python eval/bench_app.py --json runs/bench_app.json
+    python eval/bench_app.py --adapter runs/full     # the fine-tuned model instead of the embedded SmolLM2 alone
+
+The app (space/app.py's `build_app`, its default settings: the embedded SmolLM2-135M on the
+CPU, 2 requests served at once) starts on a free port of 127.0.0.1. The model loads with the
+first request, which is timed apart; a few more calls warm up. Then, every call a
+`gradio_client.Client` round trip to /classify: (a) N sequential calls from one client;
+(b) 20 clients, each its own `Client` on its own thread, 5 calls each, all started together
+under one time limit; latencies there include the wait in the app's queue. (c) is the peak
+resident memory of this process (ru_maxrss), which holds the server, the model and the clients.
+Goals: p50 < 150 ms single; p95 < 1 s with 20 clients and no errors; peak RSS < 1.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import statistics
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+
+HEADLINES = [  # written for this benchmark; fictional companies
+    "Halvard Shipping books record first-quarter freight revenue",
+    "Corvin Steel idles two furnaces as demand weakens",
+    "Lumeo Telecom names a new chief financial officer",
+    "Brisa Foods recalls frozen meals, shares drop 8%",
+    "Aaltomere Energy signs a ten-year wind power deal",
+    "Pellin Retail keeps its dividend unchanged at EUR 0.40",
+    "Mirova Pharma's cancer drug fails a late-stage trial",
+    "Oskari Bank lifts its net interest income outlook",
+    "Tessel Logistics opens a distribution centre in Tampere",
+    "Vardon Mining swings to a loss on lower copper prices",
+    "Quill Software's subscription sales grow 23% year on year",
+    "Nordhem Construction to lay off 120 workers in Sweden",
+    "Saimaa Packaging will hold its annual general meeting on 14 March",
+    "Eskerby Airlines cuts winter capacity after fuel costs surge",
+    "Fennic Insurance completes its acquisition of a Baltic rival",
+    "Rautio Machinery's order backlog shrinks to a three-year low",
+    "Kielo Textiles moves its headquarters to Helsinki",
+    "Granlund Chemicals beats profit estimates on strong exports",
+    "Ylva Media misses revenue targets as advertising slows",
+    "Torvik Foods plans to list its shares on Nasdaq Helsinki",
+]
+GOALS = {"single_p50_ms": 150, "concurrent_p95_ms": 1000, "peak_rss_mb": 1500}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base_model", help="base model id or folder (default: the adapter's base, else the embedded SmolLM2-135M)")
+    parser.add_argument("--adapter", help="LoRA adapter folder or Hub id (default: none)")
+    parser.add_argument("--concurrency", type=int, help="requests the app serves at once (default: the app's, 2)")
+    parser.add_argument("--calls", type=int, default=50, help="sequential calls in (a)")
+    parser.add_argument("--warmup", type=int, default=5, help="calls after the first, left out of every figure")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients in (b)")
+    parser.add_argument("--calls_per_client", type=int, default=5, help="calls each client makes in (b)")
+    parser.add_argument("--time_limit", type=float, default=300, help="seconds (b) may take in all; later calls count as errors")
+    parser.add_argument("--json", help="also write the results to this file")
+    return parser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentiles(ms: list[float]) -> dict:
+    if not ms:
+        return {"n": 0, "p50_ms": None, "p95_ms": None, "max_ms": None}
+    cuts = statistics.quantiles(ms, n=20, method="inclusive") if len(ms) > 1 else [ms[0]] * 19
+    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(cuts[18], 1),
+            "max_ms": round(max(ms), 1)}
+
+
+def get_client(url: str):
+    from gradio_client import Client
+
+    # analytics_enabled=False alone is not enough: the client also reads GRADIO_ANALYTICS_ENABLED (set in main)
+    return Client(url, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def timed_call(client, headline: str, timeout: float | None = None) -> float:
+    start = time.perf_counter()
+    client.submit(headline, api_name="/classify").result(timeout=timeout)
+    return (time.perf_counter() - start) * 1000
+
+
+def sequential_calls(url: str, calls: int) -> list[float]:
+    client = get_client(url)
+    try:
+        return [timed_call(client, HEADLINES[i % len(HEADLINES)], timeout=60) for i in range(calls)]
+    finally:
+        client.close()
+
+
+def concurrent_calls(url: str, clients: int, calls_per_client: int, time_limit: float) -> tuple[list[float], list[str], float]:
+    """Every client on its own thread, all released together; latencies, errors, wall seconds."""
+    latencies, errors, lock = [], [], threading.Lock()
+    connected = [get_client(url) for _ in range(clients)]  # connecting (fetching the config) is not timed
+    start_line = threading.Barrier(clients + 1)
+    deadline = [0.0]
+
+    def run(index, client):
+        start_line.wait()
+        for call in range(calls_per_client):
+            left = deadline[0] - time.perf_counter()
+            try:
+                if left <= 0:
+                    raise FutureTimeout()
+                ms = timed_call(client, HEADLINES[(index * calls_per_client + call) % len(HEADLINES)], timeout=left)
+                with lock:
+                    latencies.append(ms)
+            except FutureTimeout:
+                with lock:
+                    errors.append(f"client {index} call {call}: over the {time_limit:g} s limit")
+            except Exception as err:  # the app's or the transport's error: counted, the run goes on
+                with lock:
+                    errors.append(f"client {index} call {call}: {type(err).__name__}: {err}")
+
+    threads = [threading.Thread(target=run, args=(i, c), daemon=True) for i, c in enumerate(connected)]
+    for thread in threads:
+        thread.start()
+    deadline[0] = time.perf_counter() + time_limit
+    begin = time.perf_counter()
+    start_line.wait()
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline[0] - time.perf_counter()) + 5)
+    wall = time.perf_counter() - begin
+    for client in connected:
+        client.close()
+    return latencies, errors, wall
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # ru_maxrss is in KiB on Linux; MB = 10^6 B
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gr.Blocks and the Client: loopback only
+    import gradio
+    import psutil  # accelerate's dependency
+    import torch
+
+    from finsent.space.app import Settings, build_app
+    from finsent.train.bench_throughput import machine
+
+    given = {"base_model": args.base_model, "adapter": args.adapter, "concurrency": args.concurrency}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    print(f"bench_app: {settings}", flush=True)
+    rss_before = psutil.Process().memory_info().rss / 1e6
+    app = build_app(settings)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        begin = time.perf_counter()
+        client = get_client(url)  # returns once the server answers with its config
+        ready_s = time.perf_counter() - begin
+        first_ms = timed_call(client, HEADLINES[0], timeout=600)  # loads the model
+        for i in range(args.warmup):
+            timed_call(client, HEADLINES[i % len(HEADLINES)], timeout=120)
+        client.close()
+        print(f"ready in {ready_s:.2f} s; first call (loads the model) {first_ms:.0f} ms", flush=True)
+
+        single = percentiles(sequential_calls(url, args.calls))
+        print(f"(a) sequential: {json.dumps(single)}", flush=True)
+        latencies, errors, wall = concurrent_calls(url, args.clients, args.calls_per_client, args.time_limit)
+        many = {**percentiles(latencies), "errors": len(errors), "wall_s": round(wall, 2),
+                "calls_per_s": round(len(latencies) / wall, 2)}
+        print(f"(b) {args.clients} clients: {json.dumps(many)}", flush=True)
+        for error in errors[:5]:
+            print(f"    {error}")
+    finally:
+        app.close()
+
+    results = {
+        "machine": {**machine(), "gradio": gradio.__version__, "torch_threads": torch.get_num_threads()},
+        "settings": {"base_model": settings.base_model, "adapter": settings.adapter,
+                     "concurrency": settings.concurrency},
+        "ready_s": round(ready_s, 2), "first_call_ms": round(first_ms, 1),
+        "single": single, "concurrent": {"clients": args.clients, "calls_per_client": args.calls_per_client, **many},
+        "peak_rss_mb": round(peak_rss_mb(), 1), "rss_before_app_mb": round(rss_before, 1),
+        "rss_end_mb": round(psutil.Process().memory_info().rss / 1e6, 1),
+        "goals": GOALS,
+    }
+    met = {
+        "single_p50_ms": single["p50_ms"] is not None and single["p50_ms"] < GOALS["single_p50_ms"],
+        "concurrent_p95_ms": many["p95_ms"] is not None and many["p95_ms"] < GOALS["concurrent_p95_ms"]
+        and not errors,
+        "peak_rss_mb": results["peak_rss_mb"] < GOALS["peak_rss_mb"],
+    }
+    results["met"] = met
+
+    yes = {True: "yes", False: "**no**"}
+    print(f"\n{json.dumps(results['machine'])}\n")
+    print("| measure | p50 ms | p95 ms | max ms | calls | errors | goal | met |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    print(f"| first call (loads the model) | {results['first_call_ms']} | | | 1 | 0 | | |")
+    print(f"| (a) /classify, 1 client, sequential | {single['p50_ms']} | {single['p95_ms']} | {single['max_ms']} "
+          f"| {single['n']} | 0 | p50 < {GOALS['single_p50_ms']} ms | {yes[met['single_p50_ms']]} |")
+    print(f"| (b) /classify, {args.clients} clients x {args.calls_per_client} calls | {many['p50_ms']} | "
+          f"{many['p95_ms']} | {many['max_ms']} | {many['n']} | {many['errors']} | p95 < {GOALS['concurrent_p95_ms']} ms, "
+          f"no errors | {yes[met['concurrent_p95_ms']]} |")
+    print(f"| (c) peak resident memory of the process (at the end: {results['rss_end_mb']} MB; "
+          f"gradio and torch imported: {results['rss_before_app_mb']} MB) | {results['peak_rss_mb']} MB | | | | | "
+          f"< {GOALS['peak_rss_mb']} MB | {yes[met['peak_rss_mb']]} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The Space once in a real browser: Debian's headless Chromium, driven by Playwright, on loopback only.
+
+Playwright never downloads a browser here (no `playwright install`): it drives the system
+Chromium, and the test skips where there is none (`make browser` installs it).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from finsent.space.app import Settings, build_app
+from finsent.space.classifier import LABELS
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 60_000  # the first click also loads the model
+HEADLINE = "Kestrel Oyj raises its full-year operating profit forecast"
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (`make browser` installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tiny_phi, trained, monkeypatch):
+    """The app on the tiny Phi and its trained adapter, served on a free loopback port; closed after."""
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")  # read when the Blocks is built: no telemetry calls
+    app = build_app(Settings(base_model=str(tiny_phi), adapter=str(trained), load_in_4bit="false"))
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def page(tmp_path):
+    """A Chromium page with a fresh profile; requests leaving loopback (web fonts, CDNs) are refused."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the `test` extra")
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            user_data_dir=tmp_path / "profile", executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1280, "height": 900},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        context.route("**/*", lambda route: route.continue_() if urlsplit(route.request.url).hostname == "127.0.0.1"
+                      else route.abort())
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def test_classify_a_headline_in_the_browser(app_url, page, tmp_path):
+    from playwright.sync_api import expect
+
+    errors = []  # uncaught exceptions in the page's scripts
+    page.on("pageerror", lambda error: errors.append(error))
+    console = []  # shown when the test fails: refused off-loopback requests would show up here
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.goto(app_url)
+    box = page.get_by_role("textbox", name="Headline", exact=True)
+    box.fill(HEADLINE)
+    page.get_by_role("button", name="Classify", exact=True).click()
+
+    output = page.get_by_test_id("label-output-value")
+    expect(output).to_have_text(re.compile(rf"^\s*({'|'.join(LABELS)})\s*$"), timeout=TIMEOUT_MS)
+    assert output.inner_text().strip() in LABELS
+    expect(page.get_by_text("Ready:")).to_be_visible(timeout=TIMEOUT_MS)  # the status line left "Loading…"
+
+    screenshot = tmp_path / "headline.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.is_file() and screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 1000
+    assert errors == [], f"uncaught errors in the page: {errors}; console: {console}"
