@@ -59,7 +59,7 @@ class Settings:
     adapter: str | None = None
     load_in_4bit: str = "auto"  # auto | true | false
     max_batch: int = 200
-    concurrency: int = 2
+    concurrency: int = 1  # one batch at a time: queued /classify calls are batched anyway (BENCHMARKS.md)
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -294,7 +294,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adapter", help="LoRA adapter folder or Hub id (default: none)")
     parser.add_argument("--load_in_4bit", choices=("auto", "true", "false"), help="4-bit base (auto: on CUDA)")
     parser.add_argument("--max_batch", type=int, help="rows per batch request (default 200)")
-    parser.add_argument("--concurrency", type=int, help="requests served at once (default 2)")
+    parser.add_argument("--concurrency", type=int, help="requests served at once (default 1; /classify batches the queue)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))  # a Space sets 0.0.0.0
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     return parser

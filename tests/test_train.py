@@ -32,6 +32,7 @@ def test_every_recipe_parses(recipe):
     ("train/train.py", ["--data_file", "--lora_r", "--load_in_4bit", "--resume", "--max_length"]),
     ("train/bench_throughput.py", ["--data_file", "--steps"]),
     ("eval/bench_scoring.py", ["--adapter", "--skip_pipeline"]),
+    ("eval/bench_app.py", ["--adapter", "--json"]),
 ])
 def test_help_runs(script, flags):
     out = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True)
