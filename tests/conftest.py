@@ -109,3 +109,17 @@ def local_hub(monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # never the user's real cache
     yield hub
     hub.stop()
+
+
+@pytest.fixture(scope="session")
+def evaluated(trained, tmp_path_factory) -> Path:
+    """A copy of the tiny trained run, evaluated by eval/evaluate.py (read-only for the tests that share it)."""
+    import shutil
+
+    from finsent.eval import evaluate as evaluate_script
+
+    run = tmp_path_factory.mktemp("evaluated") / "trained-model"
+    shutil.copytree(trained, run)
+    (run / "eval_results.json").unlink(missing_ok=True)  # the evaluation tests may have evaluated `trained`
+    assert evaluate_script.main(["--adapter", str(run), "--dtype", "float32"]) == 0
+    return run

@@ -11,24 +11,13 @@ import sys
 import pytest
 
 from conftest import REPO
-from finsent.eval import evaluate as evaluate_script
 from finsent.space.app import Service, Settings, build_app
 from finsent.space.classifier import LABELS
 
 
 @pytest.fixture(scope="module")
-def run(trained, tmp_path_factory):
-    """The tiny trained run, evaluated, so the About tab has results to show."""
-    folder = tmp_path_factory.mktemp("app") / "trained-model"
-    shutil.copytree(trained, folder)
-    (folder / "eval_results.json").unlink(missing_ok=True)
-    assert evaluate_script.main(["--adapter", str(folder), "--dtype", "float32"]) == 0
-    return folder
-
-
-@pytest.fixture(scope="module")
-def service(tiny_phi, run):
-    return Service(Settings(base_model=str(tiny_phi), adapter=str(run), load_in_4bit="false", max_batch=5))
+def service(tiny_phi, evaluated):
+    return Service(Settings(base_model=str(tiny_phi), adapter=str(evaluated), load_in_4bit="false", max_batch=5))
 
 
 def test_classify_one_headline(service):
@@ -88,14 +77,14 @@ def test_bad_csv_gets_a_message(service, tmp_path, content, message):
     assert rows == [] and chart is None and csv_path is None and message in notice
 
 
-def test_about_shows_the_evaluation(service, run):
+def test_about_shows_the_evaluation(service, evaluated):
     text, figure = service.about()
-    accuracy = json.loads((run / "eval_results.json").read_text())["runs"]["fine_tuned"]["metrics"]["accuracy"]
+    accuracy = json.loads((evaluated / "eval_results.json").read_text())["runs"]["fine_tuned"]["metrics"]["accuracy"]
     assert f"{accuracy:.1%}" in text and "before fine-tuning" in text and figure.data[0].type == "heatmap"
 
 
-def test_the_base_model_defaults_to_the_adapters_own(run, tiny_phi):
-    assert Service(Settings(adapter=str(run))).base_model == str(tiny_phi)
+def test_the_base_model_defaults_to_the_adapters_own(evaluated, tiny_phi):
+    assert Service(Settings(adapter=str(evaluated))).base_model == str(tiny_phi)
     assert Service(Settings()).base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
@@ -112,10 +101,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_the_app_through_gradio_client(tiny_phi, run):
+def test_the_app_through_gradio_client(tiny_phi, evaluated):
     from gradio_client import Client
 
-    app = build_app(Settings(base_model=str(tiny_phi), adapter=str(run), load_in_4bit="false", max_batch=3))
+    app = build_app(Settings(base_model=str(tiny_phi), adapter=str(evaluated), load_in_4bit="false", max_batch=3))
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
     try:

@@ -11,19 +11,9 @@ import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from finsent.eval import evaluate as evaluate_script
 from finsent.model_card.card import build_card
 from finsent.space.classifier import LABELS, load_classifier
 from finsent.train.data import UsageError
-
-
-@pytest.fixture(scope="module")
-def evaluated(trained, tmp_path_factory):
-    """The tiny trained run, evaluated (a copy, so other tests see the run unevaluated)."""
-    run = tmp_path_factory.mktemp("card") / "trained-model"
-    shutil.copytree(trained, run)
-    assert evaluate_script.main(["--adapter", str(run), "--dtype", "float32"]) == 0
-    return run
 
 
 def test_card_metadata_round_trips_to_the_eval_results(evaluated):

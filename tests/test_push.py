@@ -13,7 +13,6 @@ import pytest
 from huggingface_hub import constants, snapshot_download
 
 from conftest import REPO, TOKEN, USER
-from finsent.eval import evaluate as evaluate_script
 from finsent.space.classifier import LABELS, load_classifier
 from finsent.train import push as push_script
 
@@ -21,21 +20,12 @@ REPO_ID = f"{USER}/finsent-tiny"
 HEADLINES = ["Kestrel Oyj lifts its outlook", "Norvale Group cuts 200 jobs"]
 
 
-@pytest.fixture(scope="module")
-def evaluated_run(trained, tmp_path_factory):
-    run = tmp_path_factory.mktemp("push") / "trained-model"
-    shutil.copytree(trained, run)
-    (run / "eval_results.json").unlink(missing_ok=True)
-    assert evaluate_script.main(["--adapter", str(run), "--dtype", "float32"]) == 0
-    return run
-
-
 def pushed_files(hub) -> set[str]:
     return set(hub.files(REPO_ID))
 
 
-def test_push_then_download_gives_the_same_predictions(local_hub, evaluated_run, tmp_path, capsys, caplog):
-    assert push_script.main(["--adapter", str(evaluated_run), "--repo-id", REPO_ID]) == 0
+def test_push_then_download_gives_the_same_predictions(local_hub, evaluated, tmp_path, capsys, caplog):
+    assert push_script.main(["--adapter", str(evaluated), "--repo-id", REPO_ID]) == 0
     files = pushed_files(local_hub)
     assert {"README.md", "adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "eval_results.json",
             "training_config.yaml", "split/summary.json", ".gitattributes"} <= files
@@ -45,8 +35,8 @@ def test_push_then_download_gives_the_same_predictions(local_hub, evaluated_run,
                    for name in files)
 
     downloaded = snapshot_download(REPO_ID, cache_dir=tmp_path / "cache")
-    local = load_classifier(base_model(evaluated_run), str(evaluated_run), dtype="float32").predict_proba(HEADLINES)
-    remote = load_classifier(base_model(evaluated_run), downloaded, dtype="float32").predict_proba(HEADLINES)
+    local = load_classifier(base_model(evaluated), str(evaluated), dtype="float32").predict_proba(HEADLINES)
+    remote = load_classifier(base_model(evaluated), downloaded, dtype="float32").predict_proba(HEADLINES)
     np.testing.assert_allclose(local, remote, atol=1e-6)
 
     output = capsys.readouterr()
@@ -59,22 +49,22 @@ def base_model(run):
     return json.loads((run / "adapter_config.json").read_text())["base_model_name_or_path"]
 
 
-def test_pushing_twice_leaves_the_same_repository_and_stale_files_go(local_hub, evaluated_run, tmp_path):
-    argv = ["--adapter", str(evaluated_run), "--repo-id", REPO_ID]
+def test_pushing_twice_leaves_the_same_repository_and_stale_files_go(local_hub, evaluated, tmp_path):
+    argv = ["--adapter", str(evaluated), "--repo-id", REPO_ID]
     assert push_script.main(argv) == 0
     first = local_hub.files(REPO_ID)
     assert push_script.main(argv) == 0
     assert local_hub.files(REPO_ID).keys() == first.keys()
 
-    changed = shutil.copytree(evaluated_run, tmp_path / "run")
+    changed = shutil.copytree(evaluated, tmp_path / "run")
     figure = next((changed / "figures").glob("*.html"))
     figure.unlink()
     assert push_script.main(["--adapter", str(changed), "--repo-id", REPO_ID]) == 0
     assert set(local_hub.files(REPO_ID)) == set(first) - {f"figures/{figure.name}"}
 
 
-def test_dry_run_prints_the_plan_and_uploads_nothing(local_hub, evaluated_run, capsys):
-    assert push_script.main(["--adapter", str(evaluated_run), "--repo-id", REPO_ID, "--dry-run"]) == 0
+def test_dry_run_prints_the_plan_and_uploads_nothing(local_hub, evaluated, capsys):
+    assert push_script.main(["--adapter", str(evaluated), "--repo-id", REPO_ID, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"{constants.ENDPOINT}/{REPO_ID}" in out and "adapter_model.safetensors" in out and "README.md" in out
     assert local_hub.requests == [] and local_hub.repos() == []
@@ -87,11 +77,11 @@ def test_dry_run_prints_the_plan_and_uploads_nothing(local_hub, evaluated_run, c
     ("no weights", "adapter_model.safetensors missing"),
     ("no eval", "eval_results.json missing); run eval/evaluate.py"),
 ])
-def test_failures_are_one_line_and_leave_nothing(local_hub, evaluated_run, tmp_path, monkeypatch, capsys,
+def test_failures_are_one_line_and_leave_nothing(local_hub, evaluated, tmp_path, monkeypatch, capsys,
                                                  problem, message):
     import huggingface_hub
 
-    run = shutil.copytree(evaluated_run, tmp_path / "run")
+    run = shutil.copytree(evaluated, tmp_path / "run")
     if problem == "bad token":
         monkeypatch.setenv("HF_TOKEN", "hf_not_a_token")
     elif problem == "no token":
@@ -112,8 +102,8 @@ def test_failures_are_one_line_and_leave_nothing(local_hub, evaluated_run, tmp_p
     assert local_hub.repos() == []
 
 
-def test_card_snippet_runs_against_the_hub(local_hub, evaluated_run, tmp_path):
-    assert push_script.main(["--adapter", str(evaluated_run), "--repo-id", REPO_ID]) == 0
+def test_card_snippet_runs_against_the_hub(local_hub, evaluated, tmp_path):
+    assert push_script.main(["--adapter", str(evaluated), "--repo-id", REPO_ID]) == 0
     card = local_hub.files(REPO_ID)["README.md"].decode()
     [snippet] = re.findall(r"```python\n(.*?)```", card, flags=re.S)
     namespace: dict = {}
@@ -122,8 +112,8 @@ def test_card_snippet_runs_against_the_hub(local_hub, evaluated_run, tmp_path):
     assert abs(sum(namespace["result"].values()) - 1) < 1e-5
 
 
-def test_space_push_uploads_the_app_and_points_it_at_the_adapter(local_hub, evaluated_run):
-    argv = ["--adapter", str(evaluated_run), "--repo-id", REPO_ID, "--space-id", f"{USER}/finsent-demo"]
+def test_space_push_uploads_the_app_and_points_it_at_the_adapter(local_hub, evaluated):
+    argv = ["--adapter", str(evaluated), "--repo-id", REPO_ID, "--space-id", f"{USER}/finsent-demo"]
     assert push_script.main(argv) == 0
     space = local_hub.files(f"{USER}/finsent-demo", repo_type="space")
     assert {"app.py", "classifier.py", "embedded.py", "figures.py", "README.md", "requirements.txt"} <= set(space)
@@ -132,7 +122,7 @@ def test_space_push_uploads_the_app_and_points_it_at_the_adapter(local_hub, eval
 
     variables = HfApi(token=TOKEN).get_space_variables(f"{USER}/finsent-demo")
     assert variables["FINSENT_ADAPTER"].value == REPO_ID
-    assert variables["FINSENT_BASE_MODEL"].value == base_model(evaluated_run)
+    assert variables["FINSENT_BASE_MODEL"].value == base_model(evaluated)
 
 
 def test_help_runs():
