@@ -138,6 +138,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_phi, tmp_path, capsys, ex
     assert train_script.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and err.startswith("error: ") and "\n" not in err
+    assert "invalid configuration: --" not in err  # our own messages are not wrapped again
     assert not out.exists()
 
 

@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def parse(argv: list[str]) -> tuple[ScriptArguments, ModelConfig, SFTConfig]:
     """The recipe, then the flags; an invalid combination is a UsageError, not a traceback."""
+    argv = resolve_recipe(argv)
     try:
-        return make_parser().parse_args_and_config(resolve_recipe(argv))
+        return make_parser().parse_args_and_config(argv)
     except ValueError as err:  # raised by the config dataclasses' checks, e.g. bf16 without a GPU
         hint = " (on a CPU: --use_cpu true --bf16 false, or --config cpu-embedded)" if "bf16" in str(err) else ""
         raise UsageError(f"invalid configuration: {err}{hint}") from None
