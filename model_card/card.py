@@ -105,7 +105,11 @@ def hyperparameters(run: dict) -> list[tuple[str, str]]:
 
 def build_card(run_dir: str | Path, repo_id: str) -> ModelCard:
     """The card for `repo_id` from the run folder; figures are linked by their path in the repo."""
-    run = read_run(run_dir)
+    return card_from_run(read_run(run_dir), repo_id)
+
+
+def card_from_run(run: dict, repo_id: str) -> ModelCard:
+    """The card from a run already read with `read_run`."""
     results = run["results"]
     dataset = dataset_of(run["config"])
     base_model = run["adapter"]["base_model_name_or_path"]

@@ -20,6 +20,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import gradio as gr
@@ -83,7 +84,7 @@ class Service:
         self._classifier = None
         self._lock = threading.Lock()
 
-    @property
+    @cached_property  # an adapter's config may be on the Hub: read it once
     def base_model(self) -> str:
         if self.settings.base_model:
             return self.settings.base_model

@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from finsent.model_card.card import build_card, read_run
+from finsent.model_card.card import card_from_run, read_run
 from finsent.train.data import UsageError
 
 logger = logging.getLogger("finsent.push")
@@ -73,8 +73,8 @@ def push(args: argparse.Namespace) -> str | None:
     if not run_dir.is_dir():
         raise UsageError(f"--adapter {run_dir}: no such folder; train with train/train.py, evaluate with "
                          "eval/evaluate.py, then push the folder they wrote")
-    read_run(run_dir)  # every required file is there, or one line says which is missing
-    card = str(build_card(run_dir, args.repo_id))
+    run = read_run(run_dir)  # every required file is there, or one line says which is missing
+    card = str(card_from_run(run, args.repo_id))
     files = files_to_publish(run_dir)
     where = f"{constants.ENDPOINT}/{args.repo_id}"
     if args.dry_run:
@@ -92,7 +92,7 @@ def push(args: argparse.Namespace) -> str | None:
     url = commit_run(api, token, args.repo_id, args.private, card, files)
     logger.info("pushed %d files to %s", len(files) + 1, url)
     if args.space_id:
-        base_model = read_run(run_dir)["adapter"]["base_model_name_or_path"]
+        base_model = run["adapter"]["base_model_name_or_path"]
         push_space(api, token, args.space_id, args.repo_id, base_model, args.private)
     return url
 
