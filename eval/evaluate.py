@@ -24,6 +24,7 @@ from finsent.eval import report
 from finsent.eval.baseline import tfidf_baseline
 from finsent.eval.generate import generate_labels
 from finsent.eval.metrics import compute_metrics
+from finsent.space.adapter_info import AdapterMismatch
 from finsent.space.classifier import LABELS, load_classifier
 from finsent.train.data import UsageError, file_sha256, read_labelled
 
@@ -49,6 +50,11 @@ def make_parser() -> argparse.ArgumentParser:
                         help="4-bit NF4 base (auto: on CUDA only)")
     parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
                         help="compute precision (default: bf16 where the hardware has it, else fp32)")
+    parser.add_argument("--label_prior", default="balanced",
+                        help="label mix to decide for: balanced (equal priors, default), train (the adapter's "
+                        "training mix, as learned), or shares such as negative=0.12,neutral=0.6,positive=0.28")
+    parser.add_argument("--allow_other_base", action="store_true",
+                        help="load the adapter on a base whose weights differ from those it was trained on")
     parser.add_argument("--max_rows", type=int, help="evaluate only the first N rows (a quick look)")
     return parser
 
@@ -68,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate(args: argparse.Namespace) -> dict:
     logger.info("arguments: %s", vars(args))
+    parse_prior(args.label_prior)  # a bad value fails before any model loads
     adapter_dir = Path(args.adapter) if args.adapter and Path(args.adapter).exists() else None
     if adapter_dir is not None:
         check_adapter(adapter_dir)
@@ -147,8 +154,12 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
     import torch
 
     four_bit = {"auto": torch.cuda.is_available(), "true": True, "false": False}[args.load_in_4bit]
+    prior = parse_prior(args.label_prior)
     try:
-        classifier = load_classifier(base_model, adapter, load_in_4bit=four_bit, dtype=args.dtype)
+        classifier = load_classifier(base_model, adapter, load_in_4bit=four_bit, dtype=args.dtype, label_prior=prior,
+                                     allow_other_base=args.allow_other_base)
+    except AdapterMismatch as err:  # its message names the fix
+        raise UsageError(str(err)) from None
     except (OSError, ValueError) as err:  # not found, not a model, Hub unreachable
         what = f"--adapter {adapter}" if adapter else f"base model {base_model}"
         raise UsageError(f"{what}: cannot load it ({str(err).strip().splitlines()[0]}); "
@@ -168,10 +179,25 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         "model": base_model,
         "adapter": adapter,
         "precision": dtype,
+        "label_prior": args.label_prior if classifier.log_prior_shift else None,
         "seconds": round(seconds, 3),
         "headlines_per_second": round(len(texts) / seconds, 2),
         "metrics": compute_metrics(truth, predictions),
     }
+
+
+def parse_prior(text: str):
+    """balanced | train | negative=0.12,neutral=0.6,positive=0.28 -> what load_classifier takes."""
+    if text in ("balanced", "train"):
+        return text
+    try:
+        shares = {key.strip(): float(value) for key, value in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        shares = None
+    if not shares or set(shares) != set(LABELS) or min(shares.values()) <= 0:
+        raise UsageError(f"--label_prior {text!r}: give balanced, train, or a positive share per label, "
+                         "e.g. negative=0.12,neutral=0.6,positive=0.28")
+    return shares
 
 
 def baseline_run(train_file: str, test) -> dict:

