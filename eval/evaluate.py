@@ -7,7 +7,19 @@ own test split (trained-model/split/test.csv) and the outputs go into the adapte
 folder: eval_results.json, eval_report.md, figures/ (HTML and PNG), and the test
 accuracy in the run's TensorBoard logs. `--base_model ID --data_file FILE
 --output_dir DIR` evaluates a base model alone. A TF-IDF + logistic regression
-baseline trained on the split's train.csv is reported beside them.
+baseline trained on the split's train rows is reported beside them. A run whose
+split CSVs are absent (the adapter shipped in space/ carries no data set text)
+has its split drawn again from the source and seed it recorded, checked against
+the recorded sha256.
+
+Labels are decided for equal priors by default (`--label_prior`; an adapter
+trained on a skewed label mix has its scores shifted, see classifier.prior_shift).
+Other views of the same adapter, e.g.:
+
+    # the scores on a natural label mix, estimated from the balanced test split
+    python eval/evaluate.py --adapter A --label_mix ../shared/data/financial_phrasebank/all-data.csv --output_dir A/natural-mix
+    # another file, without the texts the adapter trained on, skipping malformed lines
+    python eval/evaluate.py --adapter A --data_file Sentences_AllAgree.txt --exclude_training_texts --skip_malformed --output_dir A/allagree
 """
 
 from __future__ import annotations
@@ -20,13 +32,15 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from finsent.eval import report
 from finsent.eval.baseline import tfidf_baseline
 from finsent.eval.generate import generate_labels
 from finsent.eval.metrics import compute_metrics
-from finsent.space.adapter_info import AdapterMismatch
+from finsent.space.adapter_info import AdapterMismatch, weights_sha256
 from finsent.space.classifier import LABELS, load_classifier
-from finsent.train.data import UsageError, file_sha256, read_labelled
+from finsent.train.data import UsageError, file_sha256, load_split, read_labelled, split_digests, text_key
 
 logger = logging.getLogger("finsent.eval")
 
@@ -50,9 +64,18 @@ def make_parser() -> argparse.ArgumentParser:
                         help="4-bit NF4 base (auto: on CUDA only)")
     parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
                         help="compute precision (default: bf16 where the hardware has it, else fp32)")
-    parser.add_argument("--label_prior", default="balanced",
-                        help="label mix to decide for: balanced (equal priors, default), train (the adapter's "
-                        "training mix, as learned), or shares such as negative=0.12,neutral=0.6,positive=0.28")
+    parser.add_argument("--label_prior",
+                        help="label mix to decide for: balanced (equal priors; the default without --label_mix), "
+                        "train (the adapter's training mix, as learned), or shares such as "
+                        "negative=0.12,neutral=0.6,positive=0.28")
+    parser.add_argument("--label_mix",
+                        help="report the scores a data set with this label mix would get (a labelled file, whose "
+                        "label counts give it, or shares): each label's rows are weighted to its share; the "
+                        "labels are then decided for that mix too, unless --label_prior says otherwise")
+    parser.add_argument("--exclude_training_texts", action="store_true",
+                        help="leave out rows whose text is in the adapter's train or eval split")
+    parser.add_argument("--skip_malformed", action="store_true",
+                        help="leave out malformed rows of --data_file (listed in the results), not reject it")
     parser.add_argument("--allow_other_base", action="store_true",
                         help="load the adapter on a base whose weights differ from those it was trained on")
     parser.add_argument("--max_rows", type=int, help="evaluate only the first N rows (a quick look)")
@@ -74,44 +97,68 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate(args: argparse.Namespace) -> dict:
     logger.info("arguments: %s", vars(args))
-    parse_prior(args.label_prior)  # a bad value fails before any model loads
+    mix = parse_mix(args.label_mix) if args.label_mix else None
+    parse_prior(args.label_prior or "balanced")  # a bad value fails before any model loads
     adapter_dir = Path(args.adapter) if args.adapter and Path(args.adapter).exists() else None
     if adapter_dir is not None:
         check_adapter(adapter_dir)
     base_model = args.base_model or (adapter_base(args.adapter) if args.adapter else None)
     if not base_model:
         raise UsageError("no model: pass --adapter trained-model, or --base_model ID (a Hub id or a folder)")
-    data_file = args.data_file or (str(adapter_dir / "split" / "test.csv") if adapter_dir else None)
-    if not data_file:
+    if not args.data_file and not adapter_dir:
         raise UsageError("no data: pass --data_file (a labelled file the training readers accept)")
+    if args.exclude_training_texts and not adapter_dir:
+        raise UsageError("--exclude_training_texts needs --adapter, a run folder whose split says what it trained on")
     output_dir = Path(args.output_dir) if args.output_dir else adapter_dir
     if output_dir is None:
         raise UsageError("no --output_dir: needed when the adapter is a Hub id or there is none")
 
-    table = read_labelled(data_file, dataset_config=args.dataset_config)
+    # The run's own split: from its CSVs, or drawn again from its recorded source (a shipped adapter).
+    needs_split = adapter_dir is not None and (not args.data_file or args.exclude_training_texts
+                                               or args.train_file is None)
+    splits = load_split(adapter_dir) if needs_split and (adapter_dir / "split" / "summary.json").is_file() else None
+    if args.data_file:
+        table = read_labelled(args.data_file, dataset_config=args.dataset_config, skip_malformed=args.skip_malformed)
+        data_file = args.data_file
+        data_sha256 = file_sha256(data_file) if Path(data_file).is_file() else None
+    else:
+        if splits is None:
+            raise UsageError(f"--adapter {adapter_dir}: no split/summary.json, so no test split; pass --data_file")
+        table, data_file = splits["test"], str(adapter_dir / "split" / "test.csv")
+        data_sha256 = split_digests(splits)["test.csv"]
+    excluded = 0
+    if args.exclude_training_texts:
+        if splits is None:
+            raise UsageError(f"--adapter {adapter_dir}: no split/summary.json says what it trained on")
+        seen = set(pd.concat([splits["train"], splits["eval"]])["text"].map(text_key))
+        keep = ~table["text"].map(text_key).isin(seen)
+        excluded, table = int((~keep).sum()), table[keep].reset_index(drop=True)
+        logger.info("left out %d rows whose text the adapter trained or was validated on", excluded)
     if args.max_rows:
         table = table.head(args.max_rows)
     texts, truth = table["text"].tolist(), table["sentiment"].tolist()
 
     runs = {}
     if not args.adapter or not args.skip_base:
-        runs["base"] = predict_run(args, base_model, None, texts, truth)
+        runs["base"] = predict_run(args, base_model, None, texts, truth, mix)
     if args.adapter:
-        runs["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth)
-    train_file = args.train_file or str(Path(data_file).parent / "train.csv")
-    if train_file != "none" and Path(train_file).is_file():
-        runs["baseline"] = baseline_run(train_file, table)
-    else:
-        logger.info("no TF-IDF baseline: %s not found (pass --train_file)", train_file)
+        runs["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth, mix)
+    train_rows, train_source = baseline_training_rows(args, data_file, splits)
+    if train_rows is not None:
+        runs["baseline"] = baseline_run(train_rows, train_source, table, mix)
 
     results = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "base_model": base_model,
         "adapter": args.adapter,
+        "adapter_weights_sha256": weights_sha256(adapter_dir) if adapter_dir else None,  # what was scored
         "data_file": data_file,
-        "data_sha256": file_sha256(data_file) if Path(data_file).is_file() else None,
+        "data_sha256": data_sha256,
         "split": "test" if Path(data_file).name == "test.csv" else Path(data_file).name,
         "rows": len(texts),
+        "skipped_malformed": table.attrs.get("skipped", []),
+        "excluded_training_texts": excluded,
+        "label_mix": mix,
         "mode": args.mode,
         "labels": list(LABELS),
         "runs": runs,
@@ -149,12 +196,12 @@ def adapter_base(adapter: str) -> str | None:
                          f"({str(err).strip().splitlines()[0]}); pass the trained-model folder") from None
 
 
-def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str]) -> dict:
+def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str], mix=None) -> dict:
     """Load, predict every text, and measure: one run's entry in eval_results.json."""
     import torch
 
     four_bit = {"auto": torch.cuda.is_available(), "true": True, "false": False}[args.load_in_4bit]
-    prior = parse_prior(args.label_prior)
+    prior = parse_prior(args.label_prior) if args.label_prior else (mix or "balanced")
     try:
         classifier = load_classifier(base_model, adapter, load_in_4bit=four_bit, dtype=args.dtype, label_prior=prior,
                                      allow_other_base=args.allow_other_base)
@@ -179,11 +226,23 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         "model": base_model,
         "adapter": adapter,
         "precision": dtype,
-        "label_prior": args.label_prior if classifier.log_prior_shift else None,
+        "label_prior": (args.label_prior or ("label mix" if mix else "balanced")) if classifier.log_prior_shift else None,
         "seconds": round(seconds, 3),
         "headlines_per_second": round(len(texts) / seconds, 2),
-        "metrics": compute_metrics(truth, predictions),
+        "metrics": compute_metrics(truth, predictions, mix),
     }
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """Label shares from `negative=0.12,...`, or from the label counts of a labelled file."""
+    if Path(text).exists():
+        counts = read_labelled(text)["sentiment"].value_counts()
+        return {label: int(counts.get(label, 0)) / int(counts.sum()) for label in LABELS}
+    shares = parse_prior(text)
+    if not isinstance(shares, dict):
+        raise UsageError(f"--label_mix {text!r}: give a labelled file or shares such as "
+                         "negative=0.12,neutral=0.6,positive=0.28")
+    return shares
 
 
 def parse_prior(text: str):
@@ -200,8 +259,23 @@ def parse_prior(text: str):
     return shares
 
 
-def baseline_run(train_file: str, test) -> dict:
-    train = read_labelled(train_file)
+def baseline_training_rows(args, data_file: str, splits):
+    """(rows, where from) the TF-IDF baseline trains on, or (None, None): --train_file, the run's split, or
+    the train.csv beside --data_file."""
+    if args.train_file == "none":
+        return None, None
+    if args.train_file:
+        return read_labelled(args.train_file), args.train_file
+    if splits is not None:
+        return splits["train"], str(Path(args.adapter) / "split" / "train.csv")
+    beside = Path(data_file).parent / "train.csv"
+    if beside.is_file():
+        return read_labelled(str(beside)), str(beside)
+    logger.info("no TF-IDF baseline: no training rows (pass --train_file)")
+    return None, None
+
+
+def baseline_run(train, train_file: str, test, mix=None) -> dict:
     start = time.perf_counter()
     predictions, info = tfidf_baseline(train, test)
     seconds = time.perf_counter() - start
@@ -212,7 +286,7 @@ def baseline_run(train_file: str, test) -> dict:
         "precision": "float64",
         "seconds": round(seconds, 3),
         "headlines_per_second": round(len(test) / max(seconds, 1e-9), 2),
-        "metrics": compute_metrics(test["sentiment"].tolist(), predictions),
+        "metrics": compute_metrics(test["sentiment"].tolist(), predictions, mix),
     }
 
 

@@ -49,6 +49,7 @@ def render_report(results: dict, figures: list[Path], output_dir: Path) -> str:
         f"- Base model: `{results['base_model']}`" + (f"; adapter: `{results['adapter']}`" if results["adapter"] else ""),
         f"- Data: `{results['data_file']}` ({results['rows']} headlines; sha256 `{results['data_sha256']}`)",
         f"- Mode: `{results['mode']}`; date: {results['created']}",
+        *_data_notes(results),
         "",
         "| | " + " | ".join(RUN_TITLES[n] for n in names) + " |",
         "| --- |" + " ---: |" * len(names),
@@ -77,6 +78,26 @@ def render_report(results: dict, figures: list[Path], output_dir: Path) -> str:
             rel = path.relative_to(output_dir).as_posix()
             lines.append(f"![{path.stem}]({rel})" if path.suffix == ".png" else f"- [{path.stem}]({rel})")
     return "\n".join(lines) + "\n"
+
+
+def _data_notes(results: dict) -> list[str]:
+    """What was left out or reweighted, and which label prior decided; nothing for a plain evaluation."""
+    notes = []
+    skipped = results.get("skipped_malformed") or []
+    if skipped:
+        notes.append(f"- Skipped {len(skipped)} malformed row(s): " + "; ".join(skipped))
+    if results.get("excluded_training_texts"):
+        notes.append(f"- Left out {results['excluded_training_texts']} rows whose text the adapter was trained or "
+                     "validated on")
+    if results.get("label_mix"):
+        mix = ", ".join(f"{label} {share:.1%}" for label, share in results["label_mix"].items())
+        notes.append(f"- Scores estimated for a label mix of {mix}: each label's rows weighted to its share "
+                     "(confusion matrices hold expected counts)")
+    priors = {run.get("label_prior") for run in results["runs"].values() if run.get("label_prior")}
+    if priors:
+        notes.append(f"- Label prior: {', '.join(sorted(map(str, priors)))} (the adapter's scores shifted from its "
+                     "training label mix)")
+    return notes
 
 
 def log_to_tensorboard(results: dict, run_dir: Path) -> Path | None:

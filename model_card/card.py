@@ -18,7 +18,9 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES
-from finsent.space.classifier import LABELS, PROMPT_TEMPLATE
+from finsent.space import embedded
+from finsent.space.adapter_info import INFO_FILE, read_info
+from finsent.space.classifier import LABELS, PROMPT_TEMPLATE, prior_shift
 from finsent.train.data import UsageError
 
 TEMPLATE = Path(__file__).with_name("template.md")
@@ -48,6 +50,8 @@ def read_run(run_dir: str | Path) -> dict:
         "config": yaml.safe_load((run_dir / "training_config.yaml").read_text()),
         "results": json.loads((run_dir / RESULTS_FILE).read_text()),
         "split": json.loads(split.read_text()) if split.is_file() else None,
+        "info": read_info(str(run_dir)) if (run_dir / INFO_FILE).is_file() else {},
+        "has_tokenizer": (run_dir / "tokenizer_config.json").is_file(),
         "figures": sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / FIGURES_DIR).glob("*.png")),
     }
 
@@ -130,12 +134,25 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
     metrics = {name: run_["metrics"] for name, run_ in results["runs"].items()}
     split = run["split"] or {"seed": "?", "counts": {}, "conflicting_texts_dropped": {"texts": 0},
                              "duplicate_rows_removed": 0}
+    info = run.get("info", {})
+    counts = info.get("train_label_counts")
+    fine_tuned = results["runs"].get("fine_tuned", {})
+    shift = prior_shift(counts, "balanced") if fine_tuned.get("label_prior") == "balanced" else None
+    gguf = {"repo": embedded.GGUF_REPO, "file": embedded.GGUF_FILE, "revision": embedded.GGUF_REVISION} \
+        if info.get("base_weights") == embedded.EMBEDDED_WEIGHTS else None
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
         repo_id=repo_id,
         base_model=base_model,
         prompt_template=PROMPT_TEMPLATE,
+        prompt_version=info.get("prompt_version", "?"),
+        gguf=gguf,
+        base_weights=info.get("base_weights"),
+        base_sha256=info.get("base_weights_sha256"),
+        has_tokenizer=run.get("has_tokenizer", True),
+        prior_shift=shift,
+        train_mix=", ".join(f"{label} {counts[label] / sum(counts.values()):.0%}" for label in LABELS) if counts else "",
         example_headline="Kestrel Oyj raises its full-year operating profit forecast",
         rows=results["rows"],
         test_per_label=results["rows"] // len(LABELS),

@@ -1,10 +1,12 @@
 """A Gradio app that labels financial news headlines: in the browser and through its API.
 
-    python space/app.py                      # http://127.0.0.1:7860, the embedded SmolLM2 on the CPU
+    python space/app.py                      # http://127.0.0.1:7860: the embedded SmolLM2 + the shipped adapter
+    python space/app.py --adapter none       # the base model alone, not fine-tuned
     python space/app.py --base_model microsoft/phi-2 --adapter USER/finsent-phi2
 
 Settings come from flags or environment variables (a Hugging Face Space sets them as
-variables): FINSENT_BASE_MODEL, FINSENT_ADAPTER, FINSENT_4BIT (auto: on CUDA),
+variables): FINSENT_BASE_MODEL, FINSENT_ADAPTER (default: default-adapter/ beside this
+file, trained by finsent on the embedded SmolLM2; `none`: no adapter), FINSENT_4BIT (auto: on CUDA),
 FINSENT_MAX_BATCH (rows per batch request) and FINSENT_CONCURRENCY (requests the model
 serves at once; the others wait in the queue). Importing this module loads no model:
 the first request (or the first page view) does, once.
@@ -42,6 +44,7 @@ except ImportError:
     def gpu(fn):
         return fn
 
+DEFAULT_ADAPTER = Path(__file__).resolve().parent / "default-adapter"  # shipped: SmolLM2-135M, see its README.md
 MAX_CHARS = 2_000  # longer input is cut before tokenizing; the token limit applies after
 MAX_QUEUED_BATCH = 16  # single-headline requests waiting in the queue, scored together
 TEXT_COLUMNS = ("text", "headline", "sentence")
@@ -57,7 +60,7 @@ EXAMPLES = [  # written for this app; fictional companies
 @dataclass(frozen=True)
 class Settings:
     base_model: str | None = None  # None: the adapter's own base, else the embedded SmolLM2
-    adapter: str | None = None
+    adapter: str = "default"  # default (the shipped one) | none | a folder or Hub id
     load_in_4bit: str = "auto"  # auto | true | false
     max_batch: int = 200
     concurrency: int = 1  # one batch at a time: queued /classify calls are batched anyway (BENCHMARKS.md)
@@ -67,7 +70,7 @@ class Settings:
         env = os.environ
         values = {
             "base_model": env.get("FINSENT_BASE_MODEL") or None,
-            "adapter": env.get("FINSENT_ADAPTER") or None,
+            "adapter": env.get("FINSENT_ADAPTER") or cls.adapter,
             "load_in_4bit": env.get("FINSENT_4BIT", cls.load_in_4bit),
             "max_batch": int(env.get("FINSENT_MAX_BATCH", cls.max_batch)),
             "concurrency": int(env.get("FINSENT_CONCURRENCY", cls.concurrency)),
@@ -84,14 +87,24 @@ class Service:
         self._classifier = None
         self._lock = threading.Lock()
 
+    @cached_property
+    def adapter(self) -> str | None:
+        """The adapter folder or Hub id to load, or None for the base alone."""
+        choice = self.settings.adapter
+        if choice.lower() == "none":
+            return None
+        if choice == "default":
+            return str(DEFAULT_ADAPTER) if (DEFAULT_ADAPTER / "adapter_config.json").is_file() else None
+        return choice
+
     @cached_property  # an adapter's config may be on the Hub: read it once
     def base_model(self) -> str:
         if self.settings.base_model:
             return self.settings.base_model
-        if self.settings.adapter:  # the base the adapter was trained on
+        if self.adapter:  # the base the adapter was trained on
             from peft import PeftConfig
 
-            return PeftConfig.from_pretrained(self.settings.adapter).base_model_name_or_path
+            return PeftConfig.from_pretrained(self.adapter).base_model_name_or_path
         return EMBEDDED_MODEL_ID
 
     @property
@@ -101,7 +114,7 @@ class Service:
                 import torch
 
                 four_bit = {"auto": torch.cuda.is_available(), "true": True, "false": False}[self.settings.load_in_4bit]
-                self._classifier = load_classifier(self.base_model, self.settings.adapter,
+                self._classifier = load_classifier(self.base_model, self.adapter,
                                                    load_in_4bit=four_bit)
             return self._classifier
 
@@ -111,9 +124,13 @@ class Service:
 
     def describe(self) -> str:
         model = f"`{self.base_model}`"
-        if self.settings.adapter:
-            return f"{model} + adapter `{self.settings.adapter}`"
-        return f"{model} alone: **not fine-tuned** (no adapter configured), so expect weak answers"
+        if self.adapter and self.settings.adapter == "default":
+            return f"{model} + finsent's default adapter (`{DEFAULT_ADAPTER.name}/`, fine-tuned on the Financial PhraseBank)"
+        if self.adapter:
+            return f"{model} + adapter `{self.adapter}`"
+        if self.settings.adapter == "default":  # the shipped adapter was removed from this copy
+            return f"{model} alone: **not fine-tuned** ({DEFAULT_ADAPTER.name}/ is missing), so expect weak answers"
+        return f"{model} alone: **not fine-tuned** (--adapter none), so expect weak answers"
 
     def fit(self, text: str) -> tuple[str, bool]:
         """The headline cut to what the model can take after the prompt; whether it was cut."""
@@ -189,7 +206,7 @@ class Service:
         return "\n".join(lines), figures.confusion_heatmap(metrics, "Confusion matrix on the test split")
 
     def eval_results(self) -> dict | None:
-        adapter = self.settings.adapter
+        adapter = self.adapter
         if not adapter:
             return None
         path = Path(adapter) / "eval_results.json"
@@ -292,7 +309,8 @@ def build_app(settings: Settings) -> gr.Blocks:
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base_model", help=f"base model id or folder (default: {EMBEDDED_MODEL_ID})")
-    parser.add_argument("--adapter", help="LoRA adapter folder or Hub id (default: none)")
+    parser.add_argument("--adapter", help=f"LoRA adapter folder or Hub id; `none` for the base alone (default: "
+                        f"the shipped {DEFAULT_ADAPTER.name}/)")
     parser.add_argument("--load_in_4bit", choices=("auto", "true", "false"), help="4-bit base (auto: on CUDA)")
     parser.add_argument("--max_batch", type=int, help="rows per batch request (default 200)")
     parser.add_argument("--concurrency", type=int, help="requests served at once (default 1; /classify batches the queue)")

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from finsent.space.app import Service, Settings, build_app
+from finsent.space.app import DEFAULT_ADAPTER, Service, Settings, build_app
 from finsent.space.classifier import LABELS
 
 
@@ -88,11 +88,20 @@ def test_the_base_model_defaults_to_the_adapters_own(evaluated, tiny_phi):
     assert Service(Settings()).base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def test_without_an_adapter_the_page_says_it_is_not_fine_tuned(tiny_phi):
-    service = Service(Settings(base_model=str(tiny_phi), load_in_4bit="false"))
+def test_the_base_alone_only_when_asked_and_then_the_page_says_it_is_not_fine_tuned(tiny_phi, monkeypatch):
+    service = Service(Settings(base_model=str(tiny_phi), adapter="none", load_in_4bit="false"))
     text, figure = service.about()
-    assert "not fine-tuned" in text and figure is None
+    assert "not fine-tuned" in text and "--adapter none" in text and figure is None
     assert "not fine-tuned" in service.status()
+    monkeypatch.setenv("FINSENT_ADAPTER", "none")
+    assert Service(Settings.from_env()).adapter is None
+
+
+def test_by_default_the_shipped_adapter(monkeypatch):
+    monkeypatch.delenv("FINSENT_ADAPTER", raising=False)
+    service = Service(Settings.from_env())
+    assert service.adapter == str(DEFAULT_ADAPTER) and "default adapter" in service.describe()
+    assert "not fine-tuned" not in service.describe()
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ from finsent.train.data import (
     DataError,
     SplitSizes,
     file_sha256,
+    load_split,
     read_labelled,
     split_dataset,
     text_key,
@@ -222,7 +223,7 @@ def test_bad_input_is_a_clear_data_error(tmp_path, name):
 
 def test_many_problems_are_reported_together(tmp_path):
     data = b"".join(b"bogus,Tundra headline %d\n" % i for i in range(8))
-    with pytest.raises(DataError, match=r"8 problems: line 1 \(no header naming 'sentiment' and 'text' columns, so read as data\): unknown label 'bogus'.*line 5: .*; and 3 more$"):
+    with pytest.raises(DataError, match=r"8 problems: line 1 \(no header naming 'sentiment' and 'text' columns, so read as data\): unknown label 'bogus'.*line 5: .*; and 3 more \(or pass --skip_malformed to leave such rows out\)$"):
         read_labelled(write_bytes(tmp_path, "h.csv", data))
 
 
@@ -487,3 +488,27 @@ def test_real_phrasebank_files():
     }
     keys = split_keys(splits)
     assert not keys["train"] & keys["test"] and not keys["train"] & keys["eval"] and not keys["eval"] & keys["test"]
+
+
+def test_skip_malformed_leaves_bad_rows_out_and_lists_them(tmp_path):
+    data = b"Kestrel lifts its outlook@positive\n1\nNorvale cuts jobs@negative\nFerrow flat@sideways\n"
+    path = write_bytes(tmp_path, "Sentences_Test.txt", data)
+    with pytest.raises(DataError, match="line 2: no '@'.*--skip_malformed"):
+        read_labelled(path)
+    df = read_labelled(path, skip_malformed=True)
+    assert df["text"].tolist() == ["Kestrel lifts its outlook", "Norvale cuts jobs"]
+    assert df.attrs["skipped"] == ["line 2: no '@'; expected sentence@label, or delete the line",
+                                   "line 4: unknown label 'sideways'; allowed labels: negative, neutral, positive"]
+
+
+def test_a_split_without_its_csvs_is_drawn_again_and_checked(tmp_path):
+    source = write_bytes(tmp_path, "headlines.csv", SAMPLE.read_bytes())
+    splits, summary = split_dataset(read_labelled(source), SplitSizes(train=None, test=10, eval=4), seed=7)
+    write_split(splits, {**summary, "source": source}, tmp_path / "run")
+    for side in ("train", "eval", "test"):
+        (tmp_path / "run" / "split" / f"{side}.csv").unlink()
+    again = load_split(tmp_path / "run")
+    assert all(again[side].equals(splits[side]) for side in splits)
+    Path(source).write_bytes(SAMPLE.read_bytes().replace(b"positive", b"negative", 1))
+    with pytest.raises(DataError, match="does not match the sha256"):
+        load_split(tmp_path / "run")

@@ -107,3 +107,31 @@ def test_bad_input_is_one_line(trained, tmp_path, capsys, make_argv, message):
 def test_help_runs():
     out = subprocess.run([sys.executable, "eval/evaluate.py", "--help"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0 and "--adapter" in out.stdout and "--mode" in out.stdout
+
+
+def test_other_views_label_mix_and_texts_not_trained_on(evaluated, tmp_path):
+    import pandas as pd
+
+    split = evaluated / "split"
+    mixed = pd.concat([pd.read_csv(split / "test.csv"), pd.read_csv(split / "train.csv")])
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    out = tmp_path / "views"
+    argv = ["--adapter", str(evaluated), "--data_file", str(tmp_path / "mixed.csv"), "--exclude_training_texts",
+            "--label_mix", "negative=0.125,neutral=0.6,positive=0.275", "--skip_base", "--train_file", "none",
+            "--output_dir", str(out), "--dtype", "float32"]
+    assert evaluate_script.main(argv) == 0
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["rows"] == 30 and results["excluded_training_texts"] == 60  # the 60 training rows left out
+    metrics = results["runs"]["fine_tuned"]["metrics"]
+    assert metrics["label_mix"] == pytest.approx({"negative": 0.125, "neutral": 0.6, "positive": 0.275})
+    recall = {label: metrics["per_label"][label]["recall"] for label in LABELS}
+    assert metrics["accuracy"] == pytest.approx(0.125 * recall["negative"] + 0.6 * recall["neutral"]
+                                                + 0.275 * recall["positive"])
+    assert results["runs"]["fine_tuned"]["label_prior"] is None  # the tiny run trained balanced: nothing to shift
+    assert results["adapter_weights_sha256"] and "label mix of negative 12.5%" in (out / "eval_report.md").read_text()
+
+
+def test_a_bad_label_prior_is_one_line(evaluated, capsys):
+    assert evaluate_script.main(["--adapter", str(evaluated), "--label_prior", "neutral=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --label_prior 'neutral=2': give balanced, train") and err.count("\n") == 1

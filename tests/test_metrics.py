@@ -97,3 +97,19 @@ def test_perfect_predictions_and_an_absent_label():
 def test_bad_input_is_refused(y_true, y_pred, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         compute_metrics(y_true, y_pred)
+
+
+def test_scores_for_another_label_mix_weight_each_labels_rows_to_its_share():
+    y_true = ["negative"] * 2 + ["neutral"] * 2 + ["positive"] * 2
+    y_pred = ["negative", "neutral", "neutral", "neutral", "positive", "positive"]
+    metrics = compute_metrics(y_true, y_pred, {"negative": 0.2, "neutral": 0.6, "positive": 0.2})
+    # recalls 1/2, 1, 1 weighted 0.2, 0.6, 0.2: 0.1 + 0.6 + 0.2
+    assert metrics["accuracy"] == pytest.approx(0.9)
+    # 6 rows in those shares: 1.2 negative (0.6 right, 0.6 called neutral), 3.6 neutral, 1.2 positive
+    assert metrics["confusion_matrix"]["matrix"] == [[0.6, 0.6, 0.0, 0.0], [0.0, 3.6, 0.0, 0.0], [0.0, 0.0, 1.2, 0.0]]
+    assert metrics["per_label"]["neutral"]["precision"] == pytest.approx(3.6 / 4.2)
+    assert metrics["per_label"]["negative"]["recall"] == pytest.approx(0.5)  # recall does not depend on the mix
+    assert metrics["label_mix"] == {"negative": 0.2, "neutral": 0.6, "positive": 0.2}
+    assert compute_metrics(y_true, y_pred)["accuracy"] == pytest.approx(5 / 6)
+    with pytest.raises(ValueError, match="share >= 0 for each"):
+        compute_metrics(y_true, y_pred, {"negative": 1.0})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from conftest import REPO, tiny_args
+from finsent.space.classifier import LABELS
 from finsent.train import train as train_script
 from finsent.train.modeling import find_lora_targets
 
@@ -33,6 +35,8 @@ def test_every_recipe_parses(recipe):
     ("train/bench_throughput.py", ["--data_file", "--steps"]),
     ("eval/bench_scoring.py", ["--adapter", "--skip_pipeline"]),
     ("eval/bench_app.py", ["--adapter", "--json"]),
+    ("train/export.py", ["--repo-id", "--dtype"]),
+    ("eval/validate.py", ["--json"]),
 ])
 def test_help_runs(script, flags):
     out = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True)
@@ -195,3 +199,16 @@ def test_compact_lm_head_on_cpu_scores_like_the_full_head(tiny_phi):
         assert torch.allclose(getattr(full, field).float(), getattr(compact, field).float(), atol=1e-5), field
     assert torch.allclose(full_grad, compact_grad, atol=1e-6)
     assert compact.log_probs[2].abs().sum() == 0
+
+
+def test_the_run_and_its_checkpoints_record_what_the_adapter_needs(trained, tiny_phi):
+    from finsent.space.adapter_info import read_info, weights_sha256
+    from finsent.space.classifier import PROMPT_VERSION
+
+    info = read_info(str(trained))
+    counts = json.loads((trained / "split" / "summary.json").read_text())["counts"]["train"]
+    assert info["prompt_version"] == PROMPT_VERSION and info["labels"] == list(LABELS)
+    assert info["base_model"] == str(tiny_phi) and info["base_weights_sha256"] == weights_sha256(tiny_phi)
+    assert info["train_label_counts"] == counts
+    [checkpoint] = trained.glob("checkpoint-*")
+    assert read_info(str(checkpoint)) == info  # a checkpoint loads and validates like the final adapter

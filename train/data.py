@@ -45,6 +45,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pandas as pd
+import yaml
 
 from finsent.space.classifier import LABELS, build_completion, build_prompt
 
@@ -86,11 +87,13 @@ Problem = str  # where, what and the fix, e.g. "line 3: no '@'; expected sentenc
 
 
 def read_labelled(
-    source: str, *, dataset_config: str | None = None, encoding: str = "auto"
+    source: str, *, dataset_config: str | None = None, encoding: str = "auto", skip_malformed: bool = False
 ) -> pd.DataFrame:
     """Rows of `source` as columns sentiment,text (str): file order, labels normalised, texts stripped.
 
     `dataset_config` is for a Hub id only; `encoding` is for files ("auto": UTF-8, else Latin-1).
+    A malformed row (no '@', an unknown label, no text) rejects the whole file, unless
+    `skip_malformed`: then it is left out, logged, and listed in `df.attrs["skipped"]`.
     """
     path = Path(source)
     if path.is_dir():
@@ -106,7 +109,7 @@ def read_labelled(
             f"{source}: no such file or directory; pass a .csv file (sentiment,text), "
             "a PhraseBank .txt file, a save_to_disk directory or a Hub dataset id (owner/name)"
         )
-    df = _validate(str(source), records, problems)
+    df = _validate(str(source), records, problems, skip_malformed)
     logger.info("read %d rows from %s: %s", len(df), source, df["sentiment"].value_counts().to_dict())
     return df
 
@@ -260,26 +263,34 @@ def _dataset_records(source: str, ds: datasets.Dataset) -> tuple[list[Record], l
     return [(f"row {i}", label, text) for i, (label, text) in rows], []
 
 
-def _validate(source: str, records: list[Record], problems: list[Problem]) -> pd.DataFrame:
-    """All problems of the file in one message, or the rows as a frame."""
-    rows = []
+def _validate(source: str, records: list[Record], problems: list[Problem], skip_malformed: bool) -> pd.DataFrame:
+    """All problems of the file in one message, or the rows as a frame (bad rows left out if `skip_malformed`)."""
+    problems, rows = list(problems), []
     for where, label, text in records:
         label = str(label).strip().lower()
         text = "" if text is None else str(text).strip()
+        found = []
         if label not in LABELS:
-            problems.append(f"{where}: unknown label {label[:40]!r}; allowed labels: {', '.join(LABELS)}")
+            found.append(f"{where}: unknown label {label[:40]!r}; allowed labels: {', '.join(LABELS)}")
         if not text:
-            problems.append(f"{where}: empty text; write the headline or delete the row")
-        rows.append((label, text))
-    if problems:
+            found.append(f"{where}: empty text; write the headline or delete the row")
+        problems += found
+        if not found:
+            rows.append((label, text))
+    if problems and skip_malformed:
+        logger.warning("%s: skipped %d malformed row(s): %s", source, len(problems), "; ".join(problems))
+    elif problems:
         more = f"; and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else ""
         count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
-        raise DataError(f"{source}: {count}: {'; '.join(problems[:MAX_PROBLEMS])}{more}")
+        raise DataError(f"{source}: {count}: {'; '.join(problems[:MAX_PROBLEMS])}{more} "
+                        "(or pass --skip_malformed to leave such rows out)")
     if not rows:
         raise DataError(
             f"{source}: no data rows; expected rows of sentiment,text (labels {', '.join(LABELS)})"
         )
-    return pd.DataFrame(rows, columns=list(COLUMNS)).astype(str)
+    df = pd.DataFrame(rows, columns=list(COLUMNS)).astype(str)
+    df.attrs["skipped"] = problems
+    return df
 
 
 def text_key(text: str) -> str:
@@ -402,6 +413,38 @@ def write_split(splits: dict[str, pd.DataFrame], summary: dict, output_dir: str 
         raise
     logger.info("wrote the split to %s", final)
     return final
+
+
+def load_split(run_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """A run's train/eval/test rows: its split/*.csv, or, where those were left out (a shipped
+    adapter carries no data set text), the same split drawn again from the source and seed its
+    summary.json records. Either way the rows must match the sha256 recorded at training."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "split" / "summary.json"
+    if not summary_path.is_file():
+        raise DataError(f"{run_dir}: no split/summary.json; pass --data_file (the run's split is unknown)")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    files = {side: run_dir / "split" / f"{side}.csv" for side in SPLITS}
+    if all(path.is_file() for path in files.values()):
+        splits = {side: read_labelled(str(path)) for side, path in files.items()}
+        how = f"{run_dir / 'split'}"
+    else:
+        source = summary.get("source")
+        if not source or not (Path(source).exists() or HUB_ID.match(source)):
+            raise DataError(f"{run_dir}: its split's CSVs are not here and its source {source!r} cannot be read "
+                            "from here; run from the folder it was trained in, or pass --data_file")
+        config_path = run_dir / "training_config.yaml"
+        script = yaml.safe_load(config_path.read_text())["script"] if config_path.is_file() else {}
+        table = read_labelled(source, dataset_config=script.get("dataset_config"),
+                              encoding=script.get("encoding", "auto"))
+        sizes = SplitSizes(**summary["sizes_per_label"])
+        splits, _ = split_dataset(table, sizes, seed=summary["seed"])
+        how = f"{source}, drawn again with seed {summary['seed']}"
+    if split_digests(splits) != summary.get("sha256"):
+        raise DataError(f"{run_dir}: the split read from {how} does not match the sha256 in {summary_path} "
+                        "(the data changed since training); pass --data_file to evaluate on another file")
+    logger.info("split of %s from %s: %s", run_dir, how, {side: len(df) for side, df in splits.items()})
+    return splits
 
 
 def to_prompt_completion(df: pd.DataFrame) -> datasets.Dataset:

@@ -25,7 +25,7 @@ logger = logging.getLogger("finsent.push")
 
 # What a published run holds, as globs in the run folder; everything else stays local.
 PUBLISHED = (
-    "adapter_config.json", "adapter_model.safetensors",
+    "adapter_config.json", "adapter_model.safetensors", "finsent.json",
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
     "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
     "eval_results.json", "eval_report.md", "training_config.yaml", "split/summary.json",
