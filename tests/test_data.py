@@ -335,7 +335,14 @@ def test_test_set_does_not_change_with_the_train_size():
     every, _ = split_dataset(df, SplitSizes(train=None, test=5, eval=3))
     pd.testing.assert_frame_equal(small["test"], large["test"])
     pd.testing.assert_frame_equal(small["test"], every["test"])
-    assert set(small["train"]["text"]) < set(large["train"]["text"])
+    assert set(small["train"]["text"]) < set(large["train"]["text"]) < set(every["train"]["text"])
+    # eval is drawn before train, so trials of any train size validate on the same rows
+    pd.testing.assert_frame_equal(small["eval"], every["eval"])
+    pd.testing.assert_frame_equal(large["eval"], every["eval"])
+    # unless a label is too small for all three: then train is exact and eval takes what is left
+    tight, summary = split_dataset(df, SplitSizes(train=24, test=5, eval=3))
+    assert summary["eval_short"] == dict.fromkeys(LABELS, 1)
+    pd.testing.assert_frame_equal(tight["test"], every["test"])
 
 
 def test_train_none_takes_every_remaining_row_and_sides_are_shuffled():

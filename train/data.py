@@ -19,13 +19,15 @@ train and an unfair question in test. The summary counts them and names the
 labels involved, never the texts. On the 50Agree PhraseBank this finds 8
 repeated texts, 2 of them conflicting (neutral vs positive).
 
-Per label the test rows are drawn first, then the train rows, then up to the
-eval size from what is left (the eval set only tracks the loss per epoch). The
-defaults (300 test, 300 train, 50 eval) leave 50Agree's 604 negatives 4 eval
-rows: the original notebook drew its 50 with replacement from those 4, repeating
-them; here the eval set simply holds 4 negatives and the summary says so
-(`eval_short`). With `train=None` (`--train_size all`) eval is drawn before
-train, which takes every row left.
+Per label the test rows are drawn first, then the eval (validation) rows, then
+the train rows, so the test and eval sets do not move when the train size
+changes and trials of any train size are compared on the same validation rows.
+A label too small for all three gets its train rows first and eval takes what
+is left: the defaults (300 test, 300 train, 50 eval) leave 50Agree's 604
+negatives 4 eval rows. The original notebook drew its 50 with replacement from
+those 4, repeating them; here the eval set simply holds 4 negatives and the
+summary says so (`eval_short`). With `train=None` (`--train_size all`) train
+takes every row left after test and eval.
 """
 
 from __future__ import annotations
@@ -313,8 +315,8 @@ def split_dataset(
     problems, parts, eval_short = [], {side: [] for side in SPLITS}, {}
     for index, label in enumerate(LABELS):
         rows = distinct[distinct["sentiment"] == label]
-        # Test and train are exact; eval takes up to its size from what is left (it only tracks
-        # the eval loss), except with train=None, where train takes the rest and eval goes first.
+        # Test first, then eval, then train; where all three do not fit, test and train are exact
+        # and eval takes what is left. With train=None, train takes the rest after test and eval.
         if sizes.train is None:
             needed, need_text = sizes.test + sizes.eval + 1, f"test {sizes.test} + eval {sizes.eval} + 1 for train"
         else:
@@ -327,6 +329,8 @@ def split_dataset(
         test, rest = rows.iloc[: sizes.test], rows.iloc[sizes.test :]
         if sizes.train is None:
             evaluation, train = rest.iloc[: sizes.eval], rest.iloc[sizes.eval :]
+        elif len(rest) >= sizes.eval + sizes.train:
+            evaluation, train = rest.iloc[: sizes.eval], rest.iloc[sizes.eval : sizes.eval + sizes.train]
         else:
             train, evaluation = rest.iloc[: sizes.train], rest.iloc[sizes.train : sizes.train + sizes.eval]
         if len(evaluation) < sizes.eval:
