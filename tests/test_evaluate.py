@@ -127,7 +127,7 @@ def test_other_views_label_mix_and_texts_not_trained_on(evaluated, tmp_path):
     recall = {label: metrics["per_label"][label]["recall"] for label in LABELS}
     assert metrics["accuracy"] == pytest.approx(0.125 * recall["negative"] + 0.6 * recall["neutral"]
                                                 + 0.275 * recall["positive"])
-    assert results["runs"]["fine_tuned"]["label_prior"] is None  # the tiny run trained balanced: nothing to shift
+    assert results["runs"]["fine_tuned"]["label_prior"] == "label mix"  # decided for that mix too
     assert results["adapter_weights_sha256"] and "label mix of negative 12.5%" in (out / "eval_report.md").read_text()
 
 

