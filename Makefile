@@ -4,8 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.finsent-installed
 DEMO_DIR ?= runs/demo
+PHRASEBANK ?= ../shared/data/financial_phrasebank
 
-.PHONY: setup browser demo demo-train test test-fast clean
+.PHONY: setup browser demo demo-train default-adapter test test-fast clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,11 @@ browser:
 # The app on the embedded default, offline, at http://127.0.0.1:7860 (Ctrl-C stops it).
 demo: setup
 	$(BIN)/python space/app.py
+
+# The shipped default adapter, from scratch (README: wall time and memory): train, then export into space/.
+default-adapter: setup browser
+	$(BIN)/python train/train.py --config default-embedded --data_file $(PHRASEBANK)/all-data.csv
+	$(BIN)/python train/export.py runs/default-embedded space/default-adapter
 
 # A short run of the CPU recipe on the sample headlines.
 demo-train: setup

@@ -62,3 +62,20 @@ def test_an_unevaluated_run_gets_a_clear_error(trained, tmp_path):
     (run / "eval_results.json").unlink(missing_ok=True)  # other tests may have evaluated the shared run
     with pytest.raises(UsageError, match=r"eval_results.json missing\); run eval/evaluate.py --adapter"):
         build_card(run, "tester/x")
+
+
+def test_snippet_of_an_adapter_trained_on_a_skewed_mix_shifts_its_scores_like_the_scorer(evaluated, tmp_path):
+    from finsent.eval import evaluate as evaluate_script
+    from finsent.space.adapter_info import read_info, write_info
+
+    run = shutil.copytree(evaluated, tmp_path / "skewed")
+    write_info(run, {**read_info(str(run)), "train_label_counts": {"negative": 10, "neutral": 60, "positive": 30}})
+    assert evaluate_script.main(["--adapter", str(run), "--dtype", "float32", "--skip_base"]) == 0
+    text = str(build_card(run, str(run)))
+    assert "PRIOR_SHIFT = [" in text and "negative 10%, neutral 60%, positive 30%" in text
+    [snippet] = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    namespace: dict = {}
+    exec(compile(snippet.replace("print(classify", "result = (classify"), "card-snippet", "exec"), namespace)
+    headline = re.search(r'classify\("(.*)"\)\)?\s*$', snippet.strip()).group(1)
+    expected = load_classifier(namespace["base_id"], str(run), dtype="float32").classify([headline])[0]
+    np.testing.assert_allclose([namespace["result"][k] for k in LABELS], [expected[k] for k in LABELS], atol=1e-4)
