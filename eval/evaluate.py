@@ -125,6 +125,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         if splits is None:
             raise UsageError(f"--adapter {adapter_dir}: no split/summary.json, so no test split; pass --data_file")
         table, data_file = splits["test"], str(adapter_dir / "split" / "test.csv")
+        if not Path(data_file).is_file():  # drawn again from the source the run recorded
+            summary = json.loads((adapter_dir / "split" / "summary.json").read_text())
+            data_file = f"the test split of {summary['source']} (seed {summary['seed']})"
         data_sha256 = split_digests(splits)["test.csv"]
     excluded = 0
     if args.exclude_training_texts:
@@ -154,7 +157,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "adapter_weights_sha256": weights_sha256(adapter_dir) if adapter_dir else None,  # what was scored
         "data_file": data_file,
         "data_sha256": data_sha256,
-        "split": "test" if Path(data_file).name == "test.csv" else Path(data_file).name,
+        "split": "test" if not args.data_file or Path(data_file).name == "test.csv" else Path(data_file).name,
         "rows": len(texts),
         "skipped_malformed": table.attrs.get("skipped", []),
         "excluded_training_texts": excluded,

@@ -93,6 +93,7 @@ def cast_weights(source: Path, target: Path, dtype: str) -> None:
     tensors = load_file(source)
     save_file({name: t.to(getattr(torch, dtype)).contiguous() for name, t in tensors.items()}, target,
               metadata={"format": "pt"})
+    target.chmod(0o644)
 
 
 if __name__ == "__main__":
