@@ -24,13 +24,6 @@ from finsent.space.embedded import EMBEDDED_MODEL_ID
 from finsent.train.bench_throughput import machine
 from finsent.train.data import load_split
 
-PROMPT_V1 = (  # prompt version 1, as classifier.py had it before version 2
-    "Analyze the sentiment of the news headline enclosed in square brackets, "
-    "determine if it is positive, neutral, or negative, and return the answer as "
-    'the corresponding sentiment label "positive" or "neutral" or "negative".\n\n'
-    "[{text}] ="
-)
-
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +36,8 @@ def main(argv=None) -> int:
     texts, truth = test["text"].tolist(), test["sentiment"].tolist()
     current = classifier_module.PROMPT_TEMPLATE
     variants = {
-        "before: base alone, prompt v1": (load_classifier(EMBEDDED_MODEL_ID, dtype="bfloat16"), PROMPT_V1),
+        "before: base alone, prompt v1": (load_classifier(EMBEDDED_MODEL_ID, dtype="bfloat16"),
+                                          classifier_module.PROMPTS[1]),
         "after: base + default adapter, prompt v2, prior shift":
             (load_classifier(EMBEDDED_MODEL_ID, args.adapter, dtype="bfloat16"), current),
     }

@@ -31,11 +31,18 @@ LABELS = ("negative", "neutral", "positive")
 
 # One prompt for training and inference. The headline goes in square brackets
 # and the model completes the line with " <label>"; loss is on that completion only.
-# Version 2 is the short prompt (50 tokens a headline on average with SmolLM2's
-# tokenizer, 85 for version 1's long instruction: 1.7x the training rows/s).
+# Version 2 is short: 50 tokens a headline on average with SmolLM2's tokenizer,
+# against 85 for version 1's long instruction (kept here for the benchmarks).
 # An adapter records the version it was trained with (adapter_info.py).
+PROMPTS = {
+    1: "Analyze the sentiment of the news headline enclosed in square brackets, "
+       "determine if it is positive, neutral, or negative, and return the answer as "
+       'the corresponding sentiment label "positive" or "neutral" or "negative".\n\n'
+       "[{text}] =",
+    2: "Financial news sentiment (positive, neutral or negative):\n[{text}] =",
+}
 PROMPT_VERSION = 2
-PROMPT_TEMPLATE = "Financial news sentiment (positive, neutral or negative):\n[{text}] ="
+PROMPT_TEMPLATE = PROMPTS[PROMPT_VERSION]
 
 
 def build_prompt(text: str) -> str:

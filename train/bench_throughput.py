@@ -22,6 +22,7 @@ import time
 import torch
 from transformers import TrainerCallback
 
+from finsent.space import classifier
 from finsent.train import train as train_script
 from finsent.train.modeling import compact_lm_head_on_cpu
 
@@ -46,6 +47,7 @@ VARIANTS = {
     "recipe with 4-bit nf4 weights, fp32 compute, no autocast": [*FOUR_BIT, "--bf16", "false"],
     "recipe, 1 thread": [],
     "recipe, batch 16": ["--per_device_train_batch_size", "16"],
+    "recipe with prompt version 1 (the long instruction)": [],
 }
 
 
@@ -115,9 +117,11 @@ def main(argv=None) -> int:
         # train() applies the workaround; for TRL as is, undo it and keep train() from redoing it
         train_script.compact_lm_head_on_cpu = compact_lm_head_on_cpu if compact else lambda: None
         compact_lm_head_on_cpu(compact)
+        classifier.PROMPT_TEMPLATE = classifier.PROMPTS[1 if "prompt version 1" in name else classifier.PROMPT_VERSION]
         results["variants"][name] = run_variant(flags, args.data_file, args.steps, args.warmup)
         print(json.dumps({name: results["variants"][name]}), flush=True)
     torch.set_num_threads(threads)
+    classifier.PROMPT_TEMPLATE = classifier.PROMPTS[classifier.PROMPT_VERSION]
 
     print(f"\n{json.dumps(results['machine'])}\n")
     print("| variant | s/step (median) | rows/s | tokens/s |\n| --- | ---: | ---: | ---: |")
