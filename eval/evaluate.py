@@ -66,8 +66,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="compute precision (default: bf16 where the hardware has it, else fp32)")
     parser.add_argument("--label_prior",
                         help="label mix to decide for: balanced (equal priors; the default without --label_mix), "
-                        "train (the adapter's training mix, as learned), or shares such as "
-                        "negative=0.12,neutral=0.6,positive=0.28")
+                        "train (the adapter's training mix, as learned), shares such as "
+                        "negative=0.12,neutral=0.6,positive=0.28, or a labelled file whose label mix to take")
     parser.add_argument("--label_mix",
                         help="report the scores a data set with this label mix would get (a labelled file, whose "
                         "label counts give it, or shares): each label's rows are weighted to its share; the "
@@ -249,16 +249,18 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 def parse_prior(text: str):
-    """balanced | train | negative=0.12,neutral=0.6,positive=0.28 -> what load_classifier takes."""
+    """balanced | train | negative=0.12,... | a labelled file (its label mix) -> what load_classifier takes."""
     if text in ("balanced", "train"):
         return text
+    if Path(text).exists():
+        return parse_mix(text)
     try:
         shares = {key.strip(): float(value) for key, value in (part.split("=") for part in text.split(","))}
     except ValueError:
         shares = None
     if not shares or set(shares) != set(LABELS) or min(shares.values()) <= 0:
-        raise UsageError(f"--label_prior {text!r}: give balanced, train, or a positive share per label, "
-                         "e.g. negative=0.12,neutral=0.6,positive=0.28")
+        raise UsageError(f"--label_prior {text!r}: give balanced, train, a labelled file, or a positive share per "
+                         "label, e.g. negative=0.12,neutral=0.6,positive=0.28")
     return shares
 
 

@@ -135,3 +135,16 @@ def test_a_bad_label_prior_is_one_line(evaluated, capsys):
     assert evaluate_script.main(["--adapter", str(evaluated), "--label_prior", "neutral=2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --label_prior 'neutral=2': give balanced, train") and err.count("\n") == 1
+
+
+def test_validate_scores_every_checkpoint_on_the_eval_split_under_both_priors(trained, tmp_path, capsys):
+    from finsent.eval import validate
+
+    assert validate.main([str(trained), "--json", str(tmp_path / "val.json")]) == 0
+    rows = json.loads((tmp_path / "val.json").read_text())
+    assert [(row["adapter"], row["label_prior"]) for row in rows] == [
+        (str(trained / "checkpoint-2"), "train"), (str(trained / "checkpoint-2"), "balanced"),
+        (str(trained), "train"), (str(trained), "balanced")]
+    assert all(0 <= row["accuracy"] <= 1 and set(row["recall"]) == set(LABELS) for row in rows)
+    assert "(n=12)" in capsys.readouterr().out  # 4 eval rows per label
+    assert validate.main([str(tmp_path)]) == 2  # not a run folder: one line
