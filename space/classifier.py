@@ -32,7 +32,8 @@ LABELS = ("negative", "neutral", "positive")
 # One prompt for training and inference. The headline goes in square brackets
 # and the model completes the line with " <label>"; loss is on that completion only.
 # Version 2 is short: 50 tokens a headline on average with SmolLM2's tokenizer,
-# against 85 for version 1's long instruction (kept here for the benchmarks).
+# against 85 for version 1's long instruction (kept here for the benchmarks): 1.6x the
+# training rows/s in one run of train/bench_throughput.py (BENCHMARKS.md).
 # An adapter records the version it was trained with (adapter_info.py).
 PROMPTS = {
     1: "Analyze the sentiment of the news headline enclosed in square brackets, "

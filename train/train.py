@@ -39,6 +39,7 @@ from finsent.train.modeling import (
     get_model,
     get_tokenizer,
 )
+from finsent.train.sampling import BalancedSFTTrainer
 
 logger = logging.getLogger("finsent.train")
 
@@ -65,6 +66,10 @@ class ScriptArguments:
     test_size: int = dataclasses.field(default=300, metadata={"help": "Test rows per label."})
     eval_size: int = dataclasses.field(default=50, metadata={"help": "Eval rows per label (eval loss per epoch)."})
     split_seed: int = dataclasses.field(default=42, metadata={"help": "Seed of the split (not of training)."})
+    balance_classes: bool = dataclasses.field(
+        default=False, metadata={"help": "Balanced epochs: each holds as many rows of every label as the smallest "
+                                 "has (a fresh draw of the others each epoch; train/sampling.py)."},
+    )
     resume: bool = dataclasses.field(
         default=False, metadata={"help": "Continue from the last checkpoint in --output_dir after an interruption."}
     )
@@ -203,11 +208,16 @@ def train(
 
     # What the adapter will be checked against when loaded: prompt version, base weights, label mix.
     base = model_args.model_name_or_path
-    info = make_info(base, resolve_model_path(base), summary["counts"]["train"], model_args.model_revision)
+    counts = summary["counts"]["train"]
+    if script_args.balance_classes:  # the label mix the model sees: every epoch balanced
+        counts = dict.fromkeys(counts, min(counts.values()))
+    info = make_info(base, resolve_model_path(base), counts, model_args.model_revision)
     if training_args.process_index == 0:
         write_split(splits, summary, output_dir)
     compact_lm_head_on_cpu()
-    trainer = SFTTrainer(
+    balanced = {"train_labels": splits["train"]["sentiment"].tolist()} if script_args.balance_classes else {}
+    trainer = (BalancedSFTTrainer if balanced else SFTTrainer)(
+        **balanced,
         model=model,
         args=training_args,
         train_dataset=train_dataset,
