@@ -127,7 +127,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_phi, tmp_path):
     [
         (["--resume"], "holds no checkpoint-* folder to resume from"),
         (["--data_file", "no/such.csv"], "no/such.csv: no such file or directory"),
-        (["--config", "no-such-recipe"], "no such recipe file; use one of cpu-embedded, phi2-qlora"),
+        (["--config", "no-such-recipe"], "no such recipe file; use one of cpu-embedded, default-embedded, phi2-qlora"),
         (["--train_size", "lots"], "--train_size 'lots': give a number of rows per label, or `all`"),
         (["--train_size", "60"], "'negative' has 50 distinct rows, the sizes need 70"),
         (["--eval_size", "0", "--eval_strategy", "epoch"], "--eval_size 0 leaves no eval set"),
