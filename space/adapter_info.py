@@ -21,6 +21,11 @@ import mmap
 import os
 from pathlib import Path
 
+try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
+    from .embedded import EMBEDDED_MODEL_ID, EMBEDDED_WEIGHTS
+except ImportError:
+    from embedded import EMBEDDED_MODEL_ID, EMBEDDED_WEIGHTS
+
 INFO_FILE = "finsent.json"
 LEGACY_PROMPT_VERSION = 1  # adapters trained before finsent.json existed
 
@@ -71,25 +76,27 @@ def local_weights(name_or_path: str, revision: str | None = None) -> str | None:
         return None
 
 
-def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int], revision: str | None = None):
-    try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
-        from .classifier import LABELS, PROMPT_VERSION
-    except ImportError:
-        from classifier import LABELS, PROMPT_VERSION
+def _task_facts():
+    """(LABELS, PROMPT_VERSION), read when needed: classifier.py imports this module, so not at import time."""
     try:
-        from .embedded import EMBEDDED_MODEL_ID, EMBEDDED_WEIGHTS
+        from . import classifier
     except ImportError:
-        from embedded import EMBEDDED_MODEL_ID, EMBEDDED_WEIGHTS
+        import classifier
+    return classifier.LABELS, classifier.PROMPT_VERSION
+
+
+def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int], revision: str | None = None):
+    labels, prompt_version = _task_facts()
     folder = local_weights(base_path, revision)
     embedded = base_model == EMBEDDED_MODEL_ID and base_path != base_model
     return {
-        "prompt_version": PROMPT_VERSION,
-        "labels": list(LABELS),
+        "prompt_version": prompt_version,
+        "labels": list(labels),
         "base_model": base_model,
         "base_revision": revision,
         "base_weights": EMBEDDED_WEIGHTS if embedded else None,  # where the weights came from, when not the id's
         "base_weights_sha256": weights_sha256(folder) if folder else None,
-        "train_label_counts": {label: int(train_label_counts.get(label, 0)) for label in LABELS},
+        "train_label_counts": {label: int(train_label_counts.get(label, 0)) for label in labels},
     }
 
 
@@ -118,18 +125,15 @@ def read_info(adapter: str) -> dict:
 
 def check_info(adapter: str, info: dict, base_model: str, base_path: str, check_weights: bool = True) -> None:
     """Raise AdapterMismatch, naming the fix, unless the adapter fits this prompt, these labels and this base."""
-    try:
-        from .classifier import LABELS, PROMPT_VERSION
-    except ImportError:
-        from classifier import LABELS, PROMPT_VERSION
+    labels, prompt_version = _task_facts()
     version = info.get("prompt_version")
-    if version != PROMPT_VERSION:
+    if version != prompt_version:
         raise AdapterMismatch(
             f"adapter {adapter} was trained with prompt version {version}, this finsent builds version "
-            f"{PROMPT_VERSION}; retrain it with train/train.py, or use the finsent release it was trained with"
+            f"{prompt_version}; retrain it with train/train.py, or use the finsent release it was trained with"
         )
-    if info.get("labels", list(LABELS)) != list(LABELS):
-        raise AdapterMismatch(f"adapter {adapter} was trained for labels {info['labels']}, not {list(LABELS)}")
+    if info.get("labels", list(labels)) != list(labels):
+        raise AdapterMismatch(f"adapter {adapter} was trained for labels {info['labels']}, not {list(labels)}")
     expected = info.get("base_weights_sha256")
     if not expected or not check_weights:
         return
