@@ -1,9 +1,9 @@
 """Latency and memory of the Space as served: the app in-process on loopback, called through its API.
 
     python eval/bench_app.py --json runs/bench_app.json
-    python eval/bench_app.py --adapter runs/full     # the fine-tuned model instead of the embedded SmolLM2 alone
+    python eval/bench_app.py --adapter none          # the embedded SmolLM2 alone, as measured before the default adapter
 
-The app (`python space/app.py`, its default settings: the embedded SmolLM2-135M on the CPU)
+The app (`python space/app.py`, its default settings: the embedded SmolLM2-135M + the shipped adapter, on the CPU)
 starts as its own process on a free port of 127.0.0.1, as `make demo` runs it, so the clients
 here do not share its interpreter. The model loads with the first request, which is timed
 apart; a few more calls warm up. Then, every call a `gradio_client.Client` round trip to
@@ -52,7 +52,7 @@ GOALS = {"single_p50_ms": 150, "concurrent_p95_ms": 1000, "peak_rss_mb": 1500}
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base_model", help="base model id or folder (default: the adapter's base, else the embedded SmolLM2-135M)")
-    parser.add_argument("--adapter", help="LoRA adapter folder or Hub id (default: none)")
+    parser.add_argument("--adapter", help="LoRA adapter folder or Hub id, or `none` (default: the app's, the shipped one)")
     parser.add_argument("--concurrency", type=int, help="requests the app serves at once (default: the app's, 1)")
     parser.add_argument("--calls", type=int, default=50, help="sequential calls in (a)")
     parser.add_argument("--warmup", type=int, default=5, help="calls after the first, left out of every figure")
