@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 def evaluate(args: argparse.Namespace) -> dict:
     logger.info("arguments: %s", vars(args))
     mix = parse_mix(args.label_mix) if args.label_mix else None
-    parse_prior(args.label_prior or "balanced")  # a bad value fails before any model loads
+    prior = parse_prior(args.label_prior) if args.label_prior else (mix or "balanced")  # before any model loads
     adapter_dir = Path(args.adapter) if args.adapter and Path(args.adapter).exists() else None
     if adapter_dir is not None:
         check_adapter(adapter_dir)
@@ -143,9 +143,9 @@ def evaluate(args: argparse.Namespace) -> dict:
 
     runs = {}
     if not args.adapter or not args.skip_base:
-        runs["base"] = predict_run(args, base_model, None, texts, truth, mix)
+        runs["base"] = predict_run(args, base_model, None, texts, truth, prior, mix)
     if args.adapter:
-        runs["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth, mix)
+        runs["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth, prior, mix)
     train_rows, train_source = baseline_training_rows(args, data_file, splits)
     if train_rows is not None:
         runs["baseline"] = baseline_run(train_rows, train_source, table, mix)
@@ -199,12 +199,12 @@ def adapter_base(adapter: str) -> str | None:
                          f"({str(err).strip().splitlines()[0]}); pass the trained-model folder") from None
 
 
-def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str], mix=None) -> dict:
+def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str],
+                prior="balanced", mix=None) -> dict:
     """Load, predict every text, and measure: one run's entry in eval_results.json."""
     import torch
 
     four_bit = {"auto": torch.cuda.is_available(), "true": True, "false": False}[args.load_in_4bit]
-    prior = parse_prior(args.label_prior) if args.label_prior else (mix or "balanced")
     try:
         classifier = load_classifier(base_model, adapter, load_in_4bit=four_bit, dtype=args.dtype, label_prior=prior,
                                      allow_other_base=args.allow_other_base)

@@ -213,3 +213,15 @@ def test_the_run_and_its_checkpoints_record_what_the_adapter_needs(trained, tiny
     assert info["train_label_counts"] == counts
     [checkpoint] = trained.glob("checkpoint-*")
     assert read_info(str(checkpoint)) == info  # a checkpoint loads and validates like the final adapter
+
+
+def test_skip_malformed_trains_on_the_good_rows(tiny_phi, tmp_path):
+    from conftest import SAMPLE_HEADLINES
+
+    data = tmp_path / "with-a-bad-row.csv"
+    data.write_bytes(SAMPLE_HEADLINES.read_bytes() + b"sideways,Kestrel Oyj moves sideways\n")
+    out = tmp_path / "run"
+    argv = [*tiny_args(tiny_phi, out), "--data_file", str(data), "--max_steps", "1"]
+    assert train_script.main(argv) == 2 and not out.exists()  # rejected by default, nothing written
+    assert train_script.main([*argv, "--skip_malformed", "true"]) == 0
+    assert (out / "adapter_model.safetensors").is_file()

@@ -440,7 +440,7 @@ def load_split(run_dir: str | Path) -> dict[str, pd.DataFrame]:
         config_path = run_dir / "training_config.yaml"
         script = yaml.safe_load(config_path.read_text())["script"] if config_path.is_file() else {}
         table = read_labelled(source, dataset_config=script.get("dataset_config"),
-                              encoding=script.get("encoding", "auto"))
+                              encoding=script.get("encoding", "auto"), skip_malformed=script.get("skip_malformed", False))
         sizes = SplitSizes(**summary["sizes_per_label"])
         splits, _ = split_dataset(table, sizes, seed=summary["seed"])
         how = f"{source}, drawn again with seed {summary['seed']}"

@@ -66,6 +66,9 @@ class ScriptArguments:
     test_size: int = dataclasses.field(default=300, metadata={"help": "Test rows per label."})
     eval_size: int = dataclasses.field(default=50, metadata={"help": "Eval rows per label (eval loss per epoch)."})
     split_seed: int = dataclasses.field(default=42, metadata={"help": "Seed of the split (not of training)."})
+    skip_malformed: bool = dataclasses.field(
+        default=False, metadata={"help": "Leave out malformed rows of --data_file (logged), not reject the file."},
+    )
     balance_classes: bool = dataclasses.field(
         default=False, metadata={"help": "Balanced epochs: each holds as many rows of every label as the smallest "
                                  "has (a fresh draw of the others each epoch; train/sampling.py)."},
@@ -181,7 +184,7 @@ def train(
 
     # Data: read, validate and split before anything is written.
     table = read_labelled(script_args.data_file, dataset_config=script_args.dataset_config,
-                          encoding=script_args.encoding)
+                          encoding=script_args.encoding, skip_malformed=script_args.skip_malformed)
     splits, summary = split_dataset(table, script_args.sizes(), seed=script_args.split_seed)
     summary["source"] = script_args.data_file
     if not len(splits["eval"]) and training_args.eval_strategy != "no":
