@@ -38,8 +38,8 @@ from finsent.eval import report
 from finsent.eval.baseline import tfidf_baseline
 from finsent.eval.generate import generate_labels
 from finsent.eval.metrics import compute_metrics
-from finsent.space.adapter_info import AdapterMismatch, weights_sha256
-from finsent.space.classifier import LABELS, load_classifier
+from finsent.space.adapter_info import AdapterMismatch, read_info, weights_sha256
+from finsent.space.classifier import LABELS, choose_quantization, load_classifier
 from finsent.train.data import UsageError, file_sha256, load_split, read_labelled, split_digests, text_key
 
 logger = logging.getLogger("finsent.eval")
@@ -61,9 +61,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_new_tokens", type=int, default=3, help="generate mode: tokens to write")
     parser.add_argument("--load_in_4bit", choices=("auto", "true", "false"), default="auto",
-                        help="4-bit NF4 base (auto: on CUDA only)")
+                        help="auto (default): the base quantized as the adapter's run trained it (its finsent.json; "
+                        "4-bit on the CPU too), or without that record 4-bit on CUDA only; true/false force it. "
+                        "The base alone loads the same way, so before and after compare one base")
     parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
-                        help="compute precision (default: bf16 where the hardware has it, else fp32)")
+                        help="compute precision (default: a 4-bit run's own compute dtype; else bf16 where the "
+                        "hardware has it, else fp32)")
     parser.add_argument("--label_prior",
                         help="label mix to decide for: balanced (equal priors; the default without --label_mix), "
                         "train (the adapter's training mix, as learned), shares such as "
@@ -141,11 +144,16 @@ def evaluate(args: argparse.Namespace) -> dict:
         table = table.head(args.max_rows)
     texts, truth = table["text"].tolist(), table["sentiment"].tolist()
 
+    import torch
+
+    # The base as the adapter trained on it, for both runs: before and after differ by the adapter alone.
+    quantization = choose_quantization(args.load_in_4bit, read_info(args.adapter) if args.adapter else {},
+                                       cuda=torch.cuda.is_available())
     runs = {}
     if not args.adapter or not args.skip_base:
-        runs["base"] = predict_run(args, base_model, None, texts, truth, prior, mix)
+        runs["base"] = predict_run(args, base_model, None, texts, truth, prior, mix, quantization)
     if args.adapter:
-        runs["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth, prior, mix)
+        runs["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth, prior, mix, quantization)
     train_rows, train_source = baseline_training_rows(args, data_file, splits)
     if train_rows is not None:
         runs["baseline"] = baseline_run(train_rows, train_source, table, mix)
@@ -200,14 +208,11 @@ def adapter_base(adapter: str) -> str | None:
 
 
 def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str],
-                prior="balanced", mix=None) -> dict:
+                prior="balanced", mix=None, quantization: dict | None = None) -> dict:
     """Load, predict every text, and measure: one run's entry in eval_results.json."""
-    import torch
-
-    four_bit = {"auto": torch.cuda.is_available(), "true": True, "false": False}[args.load_in_4bit]
     try:
-        classifier = load_classifier(base_model, adapter, load_in_4bit=four_bit, dtype=args.dtype, label_prior=prior,
-                                     allow_other_base=args.allow_other_base)
+        classifier = load_classifier(base_model, adapter, load_in_4bit=quantization or "false", dtype=args.dtype,
+                                     label_prior=prior, allow_other_base=args.allow_other_base)
     except AdapterMismatch as err:  # its message names the fix
         raise UsageError(str(err)) from None
     except (OSError, ValueError) as err:  # not found, not a model, Hub unreachable
@@ -222,13 +227,13 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         predictions = generate_labels(classifier.model, classifier.tokenizer, texts,
                                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, progress=True)
     seconds = time.perf_counter() - start
-    dtype = "4-bit nf4" if four_bit else str(next(classifier.model.parameters()).dtype).removeprefix("torch.")
     return {
-        "description": f"`{base_model}`" + (f" + adapter `{adapter}`" if adapter else "") + f", {dtype}, "
-                       f"{args.mode} mode",
+        "description": f"`{base_model}`" + (f" + adapter `{adapter}`" if adapter else "")
+                       + f", {classifier.precision}, {args.mode} mode",
         "model": base_model,
         "adapter": adapter,
-        "precision": dtype,
+        "precision": classifier.precision,
+        "quantization": classifier.quantization,
         "label_prior": (args.label_prior or ("label mix" if mix else "balanced")) if classifier.log_prior_shift else None,
         "seconds": round(seconds, 3),
         "headlines_per_second": round(len(texts) / seconds, 2),

@@ -1,12 +1,14 @@
 """What an adapter was trained with, kept beside its weights in `finsent.json`.
 
 An adapter is only right with the prompt it learned and the base weights it was
-trained on, and its label scores lean towards the label mix it saw. train.py
-records all three; `load_classifier` checks the first two and can correct for
-the third:
+trained on (quantized as they were then), and its label scores lean towards the
+label mix it saw. train.py records all of it; `load_classifier` checks the
+prompt and the weights, loads the base as quantized in training, and can
+correct for the label mix:
 
     {"prompt_version": 2, "labels": [...], "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
-     "base_weights_sha256": "…", "train_label_counts": {"negative": 254, ...}}
+     "base_weights_sha256": "…", "base_quantization": {"load_in_4bit": true, ...} or null,
+     "train_label_counts": {"negative": 254, ...}}
 
 The digest covers each tensor's name, dtype, shape and bytes, so it names the
 weights, not the file layout. An adapter without the file predates it, so it
@@ -85,7 +87,8 @@ def _task_facts():
     return classifier.LABELS, classifier.PROMPT_VERSION
 
 
-def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int], revision: str | None = None):
+def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int], revision: str | None = None,
+              quantization: dict | None = None):
     labels, prompt_version = _task_facts()
     folder = local_weights(base_path, revision)
     embedded = base_model == EMBEDDED_MODEL_ID and base_path != base_model
@@ -96,6 +99,7 @@ def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int
         "base_revision": revision,
         "base_weights": EMBEDDED_WEIGHTS if embedded else None,  # where the weights came from, when not the id's
         "base_weights_sha256": weights_sha256(folder) if folder else None,
+        "base_quantization": quantization,  # bitsandbytes settings the base trained under; null: full precision
         "train_label_counts": {label: int(train_label_counts.get(label, 0)) for label in labels},
     }
 

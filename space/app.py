@@ -61,7 +61,7 @@ EXAMPLES = [  # written for this app; fictional companies
 class Settings:
     base_model: str | None = None  # None: the adapter's own base, else the embedded SmolLM2
     adapter: str = "default"  # default (the shipped one) | none | a folder or Hub id
-    load_in_4bit: str = "auto"  # auto | true | false
+    load_in_4bit: str = "auto"  # auto (as the adapter trained; without a record, on CUDA) | true | false
     max_batch: int = 200
     concurrency: int = 1  # one batch at a time: queued /classify calls are batched anyway (BENCHMARKS.md)
 
@@ -111,11 +111,8 @@ class Service:
     def classifier(self):
         with self._lock:
             if self._classifier is None:
-                import torch
-
-                four_bit = {"auto": torch.cuda.is_available(), "true": True, "false": False}[self.settings.load_in_4bit]
                 self._classifier = load_classifier(self.base_model, self.adapter,
-                                                   load_in_4bit=four_bit)
+                                                   load_in_4bit=self.settings.load_in_4bit)
             return self._classifier
 
     def status(self) -> str:
@@ -311,7 +308,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base_model", help=f"base model id or folder (default: {EMBEDDED_MODEL_ID})")
     parser.add_argument("--adapter", help=f"LoRA adapter folder or Hub id; `none` for the base alone (default: "
                         f"the shipped {DEFAULT_ADAPTER.name}/)")
-    parser.add_argument("--load_in_4bit", choices=("auto", "true", "false"), help="4-bit base (auto: on CUDA)")
+    parser.add_argument("--load_in_4bit", choices=("auto", "true", "false"), help="4-bit base (auto: as the adapter's run trained it; without that record, on CUDA only)")
     parser.add_argument("--max_batch", type=int, help="rows per batch request (default 200)")
     parser.add_argument("--concurrency", type=int, help="requests served at once (default 1; /classify batches the queue)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))  # a Space sets 0.0.0.0

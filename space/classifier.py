@@ -58,16 +58,58 @@ def build_completion(label: str) -> str:
     return f" {label}"
 
 
-def quantization_config(compute_dtype="bfloat16"):
-    """4-bit NF4 with double quantization, as QLoRA trains it."""
-    from transformers import BitsAndBytesConfig  # bitsandbytes is needed on this path only
+# What a quantized base was loaded with, as BitsAndBytesConfig names it; an adapter records these
+# (finsent.json's base_quantization), so it is evaluated and served on the base it trained with.
+QUANTIZATION_KEYS = ("load_in_4bit", "load_in_8bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant",
+                     "bnb_4bit_compute_dtype", "bnb_4bit_quant_storage")
+QLORA = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}  # QLoRA's own
 
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=compute_dtype,
-    )
+
+def quantization_settings(config) -> dict | None:
+    """The QUANTIZATION_KEYS of a BitsAndBytesConfig (or its dict); None for a full-precision model."""
+    if config is None:
+        return None
+    settings = config if isinstance(config, dict) else config.to_dict()
+    settings = {key: settings[key] for key in QUANTIZATION_KEYS if key in settings}
+    if not (settings.get("load_in_4bit") or settings.get("load_in_8bit")):
+        return None
+    if not settings.get("load_in_4bit"):  # 8-bit: the 4-bit fields mean nothing
+        return {"load_in_8bit": True}
+    return {key: str(value) if key.endswith(("dtype", "storage")) else value for key, value in settings.items()
+            if key != "load_in_8bit"}
+
+
+def choose_quantization(load_in_4bit, info: dict, cuda: bool) -> dict | None:
+    """The bitsandbytes settings to load the base with, or None for full precision.
+
+    `load_in_4bit`: "auto"/None loads the base as the adapter's run did (finsent.json), and where
+    nothing is recorded (no adapter, or one from before the record) in 4-bit on CUDA only;
+    true/false force it (4-bit: the adapter's own 4-bit settings if it has them, else QLoRA's);
+    a dict is the settings themselves. Booleans and true/false/1/0/yes/no/auto in any case.
+    """
+    if isinstance(load_in_4bit, dict):
+        return load_in_4bit
+    choice = str(load_in_4bit).strip().lower() if load_in_4bit is not None else "auto"
+    recorded = info.get("base_quantization", "unrecorded")
+    if choice == "auto":
+        if recorded != "unrecorded":
+            return recorded
+        choice = "true" if cuda else "false"
+    if choice in ("true", "1", "yes"):
+        return recorded if recorded not in ("unrecorded", None) and recorded.get("load_in_4bit") else dict(QLORA)
+    if choice in ("false", "0", "no"):
+        return None
+    raise ValueError(f"load_in_4bit {load_in_4bit!r}: use auto, true or false")
+
+
+def describe_precision(quantization: dict | None, dtype: str) -> str:
+    """e.g. "4-bit nf4 + double quant, bfloat16 compute", "8-bit", "bfloat16"."""
+    if quantization is None:
+        return dtype
+    if not quantization.get("load_in_4bit"):
+        return "8-bit"
+    double = " + double quant" if quantization.get("bnb_4bit_use_double_quant") else ""
+    return f"4-bit {quantization.get('bnb_4bit_quant_type', 'fp4')}{double}, {dtype} compute"
 
 
 def default_dtype(device: str) -> str:
@@ -111,6 +153,8 @@ class Classifier:
     tokenizer: object
     share_prefix: bool = True  # reuse the instruction's key/value cache; off only to measure it
     log_prior_shift: list[float] | None = None  # added to the label log-scores (prior_shift)
+    quantization: dict | None = None  # the base's bitsandbytes settings (None: full precision)
+    precision: str = ""  # what the weights compute in, for reports (describe_precision)
     _label_ids: list[list[int]] = field(init=False)
     _prefix_ids: list[int] = field(init=False)
     _prefix_cache: object = field(init=False, default=None)
@@ -240,7 +284,7 @@ def load_classifier(
     base_model: str,
     adapter: str | None = None,
     *,
-    load_in_4bit: bool = False,
+    load_in_4bit="auto",
     dtype: str | None = None,
     device: str | None = None,
     label_prior="balanced",
@@ -248,24 +292,31 @@ def load_classifier(
 ) -> Classifier:
     """Base model (a Hub id, a local folder, or the embedded SmolLM2 id) plus an optional LoRA adapter.
 
-    Without 4-bit, the adapter is merged into the base in fp32 and the result cast to `dtype`
-    (default: bf16 where the hardware has it), so inference pays nothing for LoRA. The adapter's
-    finsent.json must match this prompt version and the base's weights (unless
-    `allow_other_base`); its training label mix is shifted to `label_prior` (see prior_shift).
+    The base loads as the adapter's run trained it (`load_in_4bit`: see choose_quantization), so a
+    QLoRA adapter meets the 4-bit base it learned on, on CUDA or on the CPU. A full-precision base
+    has the adapter merged in fp32 and the result cast to `dtype` (default: bf16 where the hardware
+    has it), so inference pays nothing for LoRA. The adapter's finsent.json must match this prompt
+    version and the base's weights (unless `allow_other_base`); its training label mix is shifted
+    to `label_prior` (see prior_shift).
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or default_dtype(device)
     path = resolve_model_path(base_model)
     info = {}
     if adapter:
         info = read_info(adapter)
         check_info(adapter, info, base_model, path, check_weights=not allow_other_base)
-    if load_in_4bit:
-        kwargs = {"quantization_config": quantization_config(dtype), "dtype": dtype, "device_map": {"": device}}
+    quantization = choose_quantization(load_in_4bit, info, cuda=device.startswith("cuda"))
+    if quantization is not None:
+        dtype = dtype or quantization.get("bnb_4bit_compute_dtype") or default_dtype(device)
+        if quantization.get("load_in_4bit"):
+            quantization = {**quantization, "bnb_4bit_compute_dtype": dtype}
+        kwargs = {"quantization_config": BitsAndBytesConfig(**quantization), "dtype": getattr(torch, dtype),
+                  "device_map": {"": device}}
     else:  # an adapter is merged in fp32 first; without one, load straight in the target dtype (less memory)
+        dtype = dtype or default_dtype(device)
         kwargs = {"dtype": torch.float32 if adapter else getattr(torch, dtype)}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     tokenizer_source = path
@@ -273,16 +324,17 @@ def load_classifier(
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter)
-        if not load_in_4bit:
+        if quantization is None:
             model = model.merge_and_unload()
         if os.path.isfile(os.path.join(adapter, "tokenizer_config.json")):
             tokenizer_source = adapter  # the tokenizer as trained
-    if not load_in_4bit:
+    if quantization is None:
         model = model.to(device=device, dtype=getattr(torch, dtype))
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    logger.info("loaded %s%s on %s (%s)", base_model, f" + {adapter}" if adapter else "", device,
-                "4-bit nf4" if load_in_4bit else dtype)
-    return Classifier(model, tokenizer, log_prior_shift=prior_shift(info.get("train_label_counts"), label_prior))
+    precision = describe_precision(quantization, dtype)
+    logger.info("loaded %s%s on %s (%s)", base_model, f" + {adapter}" if adapter else "", device, precision)
+    return Classifier(model, tokenizer, log_prior_shift=prior_shift(info.get("train_label_counts"), label_prior),
+                      quantization=quantization, precision=precision)

@@ -49,6 +49,11 @@ def test_before_and_after_on_the_runs_own_test_split(trained):
         assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 30
         assert run["headlines_per_second"] > 0
     assert results["runs"]["fine_tuned"]["adapter"] == str(trained)
+    # a 4-bit run is evaluated on its 4-bit base, on the CPU too, and the base alone loads the same way
+    recorded = json.loads((trained / "finsent.json").read_text())["base_quantization"]
+    for name in ("base", "fine_tuned"):
+        assert results["runs"][name]["quantization"] == {**recorded, "bnb_4bit_compute_dtype": "float32"}
+        assert results["runs"][name]["precision"] == "4-bit nf4 + double quant, float32 compute"
 
     report = (trained / "eval_report.md").read_text()
     assert "Fine-tuned (base + adapter)" in report and "Base model (zero-shot)" in report and "TF-IDF" in report

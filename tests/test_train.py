@@ -8,10 +8,11 @@ import sys
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from conftest import REPO, tiny_args
+from conftest import REPO, SAMPLE_HEADLINES, tiny_args
 from finsent.space.classifier import LABELS
 from finsent.train import train as train_script
 from finsent.train.modeling import find_lora_targets
@@ -92,11 +93,35 @@ def test_lora_weights_change_and_base_weights_do_not(tiny_phi, tmp_path):
     trained = {n.removeprefix("base_model.model.").replace(".base_layer", ""): p
                for n, p in trainer.model.named_parameters()}
 
-    fresh = train_script.get_model(args[1])  # same 4-bit load, no training
+    fresh = train_script.get_model(args[1], "cpu")  # same 4-bit load, no training
     for name, param in fresh.named_parameters():
         assert torch.equal(trained[name].data.cpu(), param.data.cpu()), name
     lora_b = [p for n, p in trained.items() if "lora_B" in n]
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b)
+
+
+class Interrupt(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_keeps_its_settings(tiny_phi, tmp_path):
+    out = tmp_path / "run"
+    args = train_script.parse(tiny_args(tiny_phi, out, "--optim", "paged_adamw_32bit"))
+    with pytest.raises(KeyboardInterrupt):
+        train_script.train(*args, callbacks=[Interrupt()])
+    assert not (out / "adapter_model.safetensors").exists()
+    config = yaml.safe_load((out / train_script.RESOLVED_CONFIG).read_text())
+    assert config["model"]["load_in_4bit"] and config["script"]["data_file"] == str(SAMPLE_HEADLINES)
+    assert config["training"]["optim"] == "adamw_torch"  # the CPU stand-in the code chose, as it ran
+
+
+def test_the_adapter_records_how_its_base_was_quantized(trained):
+    info = json.loads((trained / "finsent.json").read_text())
+    assert info["base_quantization"] == {
+        "load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+        "bnb_4bit_compute_dtype": "bfloat16", "bnb_4bit_quant_storage": "uint8",
+    }
 
 
 class StepCounter(TrainerCallback):
@@ -168,6 +193,8 @@ def test_accelerate_launch_two_cpu_processes(tiny_phi, tmp_path):
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "process 0 of 2" in done.stderr and "process 1 of 2" in done.stderr
+    # the recipe's batch (2 here) stays the global batch: 1 row per process, on the CPU as use_cpu says
+    assert "global batch 2 = 2 process(es) x 1 per device x 1 accumulation steps; base model on cpu" in done.stderr
     assert (out / "adapter_model.safetensors").is_file() and (out / "split" / "summary.json").is_file()
 
 

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 
 import torch
-from accelerate import PartialState
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import ModelConfig, get_peft_config, get_quantization_config
 
@@ -23,8 +22,52 @@ def get_tokenizer(model_args: ModelConfig):
     return tokenizer
 
 
-def get_model(model_args: ModelConfig):
-    """The base model, in 4-bit NF4 when `load_in_4bit` is set (on CUDA or on the CPU)."""
+class PlacementError(ValueError):
+    """More processes than GPUs: the message names the fix."""
+
+
+def base_device(*, cuda_devices: int, use_cpu: bool, quantized: bool, local_rank: int) -> str | int | None:
+    """Where `from_pretrained` puts the base model: `device_map={"": <this>}`, or None to leave it to the Trainer.
+
+    The Trainer moves a full-precision model to its own device (the CPU under `use_cpu`, else
+    this process's GPU). A quantized model cannot be moved after loading, so it is loaded
+    where the Trainer will compute: the CPU (bitsandbytes >= 0.48 runs 4-bit there) or the GPU
+    of this process's local rank. `local_rank` counts processes on this machine (0 alone).
+    """
+    if use_cpu or cuda_devices == 0:
+        return "cpu" if quantized else None
+    if local_rank >= cuda_devices:
+        raise PlacementError(
+            f"process {local_rank} on this machine has no GPU of its own ({cuda_devices} visible): launch at most "
+            f"{cuda_devices} process(es) per machine (accelerate launch --num_processes {cuda_devices}), "
+            "or train on the CPU with --use_cpu true"
+        )
+    return local_rank if quantized else None
+
+
+# bitsandbytes' paged optimizers page their state between GPU and host memory; without a GPU
+# nothing pages. On the CPU the code uses the same update rule, unpaged (for AdamW: torch's
+# own, which gave the same weights to 2e-7 as bitsandbytes' and steps faster; BENCHMARKS.md).
+UNPAGED = {
+    "paged_adamw_32bit": "adamw_torch",
+    "paged_adamw_8bit": "adamw_8bit",
+    "paged_ademamix_32bit": "ademamix",
+    "paged_ademamix_8bit": "ademamix_8bit",
+    "paged_lion_32bit": "lion_32bit",
+    "paged_lion_8bit": "lion_8bit",
+}
+
+
+def optimizer_for(optim: str, on_cpu: bool) -> str:
+    """The optimizer to run: the recipe's, or on the CPU the unpaged twin of a paged one."""
+    return UNPAGED.get(optim, optim) if on_cpu else optim
+
+
+def get_model(model_args: ModelConfig, device: str | int | None = None):
+    """The base model, quantized when the recipe says so (4-bit NF4 on CUDA or on the CPU).
+
+    `device`: from base_device(); None leaves the model on the CPU for the Trainer to move.
+    """
     path = resolve_model_path(model_args.model_name_or_path)
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
     kwargs = {"revision": model_args.model_revision, "dtype": dtype}
@@ -33,8 +76,7 @@ def get_model(model_args: ModelConfig):
     quantization = get_quantization_config(model_args)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
-        # One whole model per process: CUDA device of this rank, or the CPU (bitsandbytes >= 0.48).
-        device = PartialState().local_process_index if torch.cuda.is_available() else "cpu"
+    if device is not None:  # one whole model per process
         kwargs["device_map"] = {"": device}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.name_or_path = model_args.model_name_or_path  # the adapter records the id, not a cache path

@@ -22,6 +22,7 @@ from transformers import TrainerCallback
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 
 from finsent.space.adapter_info import INFO_FILE, make_info, write_info
+from finsent.space.classifier import quantization_settings
 from finsent.space.embedded import resolve_model_path
 from finsent.train.data import (
     SplitSizes,
@@ -33,11 +34,14 @@ from finsent.train.data import (
     write_split,
 )
 from finsent.train.modeling import (
+    PlacementError,
+    base_device,
     compact_lm_head_on_cpu,
     find_lora_targets,
     get_lora_config,
     get_model,
     get_tokenizer,
+    optimizer_for,
 )
 from finsent.train.sampling import BalancedSFTTrainer
 
@@ -72,6 +76,10 @@ class ScriptArguments:
     balance_classes: bool = dataclasses.field(
         default=False, metadata={"help": "Balanced epochs: each holds as many rows of every label as the smallest "
                                  "has (a fresh draw of the others each epoch; train/sampling.py)."},
+    )
+    batch_per_process: bool = dataclasses.field(
+        default=False, metadata={"help": "Each process takes the recipe's batch (so N processes train on N times it). "
+                                 "Default: the recipe's batch is the global batch, split over the processes."},
     )
     resume: bool = dataclasses.field(
         default=False, metadata={"help": "Continue from the last checkpoint in --output_dir after an interruption."}
@@ -124,6 +132,50 @@ def check_same_split(output_dir: Path, splits) -> None:
             f"--resume: the data or split flags differ from those of the run in {output_dir} "
             f"(see {summary}); pass the same --data_file and sizes, or start a new --output_dir"
         )
+
+
+def split_global_batch(per_device: int, accumulation: int, ways: int) -> tuple[int, int]:
+    """(per-device batch, accumulation steps) whose product over `ways` data-parallel copies is the recipe's batch.
+
+    The largest per-device batch up to the recipe's that divides it, then as many accumulation steps as needed.
+    """
+    total = per_device * accumulation
+    for size in range(per_device, 0, -1):
+        if total % (size * ways) == 0:
+            return size, total // (size * ways)
+    raise UsageError(
+        f"the recipe's batch of {total} ({per_device} per device x {accumulation} accumulation steps) does not split "
+        f"over {ways} processes; pass --per_device_train_batch_size and --gradient_accumulation_steps whose product "
+        f"is a multiple of {ways}, or --batch_per_process true to give every process that batch"
+    )
+
+
+def place(script_args, model_args, training_args) -> str | int | None:
+    """Settle where the base loads, the optimizer and the per-device batch for this machine; log each choice."""
+    import torch
+
+    on_cpu = training_args.use_cpu or not torch.cuda.is_available()
+    try:
+        device = base_device(cuda_devices=0 if on_cpu else torch.cuda.device_count(), use_cpu=on_cpu,
+                             quantized=bool(model_args.load_in_4bit or model_args.load_in_8bit),
+                             local_rank=training_args.local_process_index)
+    except PlacementError as err:
+        raise UsageError(str(err)) from None
+    optim = optimizer_for(str(training_args.optim.value), on_cpu)
+    if optim != training_args.optim.value:
+        logger.warning("optim %s pages optimizer state to a GPU; on the CPU it runs as %s (the same update, unpaged)",
+                       training_args.optim.value, optim)
+        training_args.optim = type(training_args.optim)(optim)
+    ways = training_args.world_size * max(1, training_args.n_gpu)
+    if ways > 1 and not script_args.batch_per_process:
+        per_device, steps = split_global_batch(training_args.per_device_train_batch_size,
+                                               training_args.gradient_accumulation_steps, ways)
+        training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps = per_device, steps
+    logger.info("global batch %d = %d process(es) x %d per device x %d accumulation steps; base model on %s",
+                ways * training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps, ways,
+                training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps,
+                "the Trainer's device" if device is None else device)
+    return device
 
 
 def save_resolved_config(path: Path, script_args, model_args, training_args) -> None:
@@ -191,13 +243,14 @@ def train(
         raise UsageError("--eval_size 0 leaves no eval set: also pass --eval_strategy no")
     if script_args.resume:
         check_same_split(output_dir, splits)
+    device = place(script_args, model_args, training_args)
     train_dataset = to_prompt_completion(splits["train"])
     eval_dataset = to_prompt_completion(splits["eval"]) if len(splits["eval"]) else None
 
     # Model: loaded before anything is written, so a wrong id leaves no output behind.
     try:
         tokenizer = get_tokenizer(model_args)
-        model = get_model(model_args)
+        model = get_model(model_args, device)
     except (OSError, ValueError) as err:  # not found, not a model, Hub unreachable
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(
@@ -214,9 +267,11 @@ def train(
     counts = summary["counts"]["train"]
     if script_args.balance_classes:  # the label mix the model sees: every epoch balanced
         counts = dict.fromkeys(counts, min(counts.values()))
-    info = make_info(base, resolve_model_path(base), counts, model_args.model_revision)
-    if training_args.process_index == 0:
+    info = make_info(base, resolve_model_path(base), counts, model_args.model_revision,
+                     quantization_settings(getattr(model.config, "quantization_config", None)))
+    if training_args.process_index == 0:  # the settings first, so an interrupted run keeps them
         write_split(splits, summary, output_dir)
+        save_resolved_config(output_dir / RESOLVED_CONFIG, script_args, model_args, training_args)
     compact_lm_head_on_cpu()
     balanced = {"train_labels": splits["train"]["sentiment"].tolist()} if script_args.balance_classes else {}
     trainer = (BalancedSFTTrainer if balanced else SFTTrainer)(
@@ -232,7 +287,6 @@ def train(
     trainer.train(resume_from_checkpoint=True if script_args.resume else None)
     trainer.save_model(str(output_dir))  # adapter + tokenizer
     if trainer.is_world_process_zero():
-        save_resolved_config(output_dir / RESOLVED_CONFIG, script_args, model_args, training_args)
         write_info(output_dir, info)
         logger.info("adapter, tokenizer, %s, %s and split/ saved to %s", RESOLVED_CONFIG, INFO_FILE, output_dir)
     return trainer
