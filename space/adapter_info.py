@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 from pathlib import Path
 
@@ -30,6 +29,7 @@ except ImportError:
 
 INFO_FILE = "finsent.json"
 LEGACY_PROMPT_VERSION = 1  # adapters trained before finsent.json existed
+CHUNK = 1 << 24  # bytes read at a time when hashing weights
 
 
 class AdapterMismatch(ValueError):
@@ -49,19 +49,19 @@ def weights_sha256(folder: str | os.PathLike) -> str | None:
             header = json.loads(handle.read(size))
         header.pop("__metadata__", None)
         tensors.update({name: (file, 8 + size, meta) for name, meta in header.items()})
-    maps = {}
-    try:
-        for name in sorted(tensors):
-            file, start, meta = tensors[name]
-            if file not in maps:
-                with open(file, "rb") as handle:
-                    maps[file] = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            begin, end = meta["data_offsets"]
-            digest.update(f"{name}|{meta['dtype']}|{meta['shape']}|".encode())
-            digest.update(maps[file][start + begin : start + end])
-    finally:
-        for mapped in maps.values():
-            mapped.close()
+    for name in sorted(tensors):  # read in chunks: mapping a multi-GB file would count it all as resident
+        file, start, meta = tensors[name]
+        begin, end = meta["data_offsets"]
+        digest.update(f"{name}|{meta['dtype']}|{meta['shape']}|".encode())
+        with open(file, "rb") as handle:
+            handle.seek(start + begin)
+            left = end - begin
+            while left > 0:
+                chunk = handle.read(min(left, CHUNK))
+                if not chunk:
+                    raise ValueError(f"{file}: tensor {name} ends past the end of the file")
+                digest.update(chunk)
+                left -= len(chunk)
     return digest.hexdigest()
 
 
