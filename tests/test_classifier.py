@@ -40,14 +40,14 @@ def tiny_adapter(tiny_phi, tmp_path_factory):
 
 def reference_probs(model, tokenizer, texts):
     """One full forward per headline and label, no cache, no padding: softmax of summed log-probs."""
-    rows = []
+    rows, device = [], next(model.parameters()).device
     with torch.inference_mode():
         for text in texts:
             prompt = tokenizer(build_prompt(text)).input_ids
             scores = []
             for label in LABELS:
                 ids = tokenizer(build_prompt(text) + build_completion(label)).input_ids
-                logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+                logp = model(input_ids=torch.tensor([ids], device=device)).logits[0].float().log_softmax(-1)
                 scores.append(sum(logp[i - 1, ids[i]].item() for i in range(len(prompt), len(ids))))
             rows.append(torch.tensor(scores).softmax(-1).numpy())
     return np.stack(rows)
@@ -87,8 +87,11 @@ def test_adapter_is_merged_and_scores_like_the_unmerged_model(tiny_phi, tiny_ada
     assert np.abs(base - expected).max() > 1e-3  # the adapter changes the answer
 
 
-def test_four_bit_with_unmerged_adapter_on_the_cpu(tiny_phi, tiny_adapter):
-    classifier = load_classifier(str(tiny_phi), str(tiny_adapter), load_in_4bit=True, dtype="float32")
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA here"))])
+def test_four_bit_with_unmerged_adapter(tiny_phi, tiny_adapter, device):
+    classifier = load_classifier(str(tiny_phi), str(tiny_adapter), load_in_4bit=True, dtype="float32", device=device)
+    assert str(classifier.device).startswith(device)
     assert hasattr(classifier.model, "peft_config")  # 4-bit weights are not merged into
     result = classifier.classify(HEADLINES)
     assert len(result) == len(HEADLINES) and all(set(r) == set(LABELS) for r in result)

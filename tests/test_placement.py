@@ -12,29 +12,41 @@ from finsent.train.data import UsageError
 from finsent.train.modeling import PlacementError, base_device, optimizer_for
 from finsent.train.train import split_global_batch
 
-# (visible GPUs, use_cpu, quantized, local rank) -> device_map target; None: the Trainer moves the model
+# (visible GPUs, use_cpu, quantized, processes on this machine, local rank) -> device_map target; None: the Trainer moves it
 PLACEMENTS = [
     # no GPU: a quantized model is built on the CPU; a full-precision one is left to the Trainer (CPU)
-    (0, False, False, 0, None), (0, False, True, 0, "cpu"), (0, True, False, 0, None), (0, True, True, 0, "cpu"),
-    (0, False, True, 1, "cpu"), (0, True, True, 1, "cpu"),  # two CPU processes (gloo)
+    (0, False, False, 1, 0, None), (0, False, True, 1, 0, "cpu"), (0, True, False, 1, 0, None),
+    (0, True, True, 1, 0, "cpu"),
+    (0, False, True, 2, 1, "cpu"), (0, True, True, 2, 1, "cpu"), (0, True, False, 2, 1, None),  # 2 CPU processes
     # use_cpu on a GPU machine: the CPU, whatever the rank (the Trainer feeds CPU tensors)
-    (1, True, False, 0, None), (1, True, True, 0, "cpu"), (1, True, True, 1, "cpu"), (2, True, True, 1, "cpu"),
+    (1, True, False, 1, 0, None), (1, True, True, 1, 0, "cpu"), (2, True, True, 2, 1, "cpu"),
+    (2, True, False, 2, 0, None),
     # one GPU, one process
-    (1, False, False, 0, None), (1, False, True, 0, 0),
-    # two GPUs: each process its own, by local rank
-    (2, False, True, 0, 0), (2, False, True, 1, 1), (2, False, False, 1, None),
+    (1, False, False, 1, 0, None), (1, False, True, 1, 0, 0),
+    # two GPUs: each process its own, by local rank (on every machine of several alike)
+    (2, False, True, 2, 0, 0), (2, False, True, 2, 1, 1), (2, False, False, 2, 1, None), (2, False, True, 1, 0, 0),
 ]
 
 
-@pytest.mark.parametrize("cuda, use_cpu, quantized, rank, expected", PLACEMENTS)
-def test_base_device(cuda, use_cpu, quantized, rank, expected):
-    assert base_device(cuda_devices=cuda, use_cpu=use_cpu, quantized=quantized, local_rank=rank) == expected
+@pytest.mark.parametrize("cuda, use_cpu, quantized, world, rank, expected", PLACEMENTS)
+def test_base_device(cuda, use_cpu, quantized, world, rank, expected):
+    assert base_device(cuda_devices=cuda, use_cpu=use_cpu, quantized=quantized, local_processes=world,
+                       local_rank=rank) == expected
 
 
 @pytest.mark.parametrize("quantized", [False, True])
-def test_more_processes_than_gpus_is_refused_with_the_fix(quantized):
-    with pytest.raises(PlacementError, match=r"process 1 .* has no GPU .*--num_processes 1.*--use_cpu true"):
-        base_device(cuda_devices=1, use_cpu=False, quantized=quantized, local_rank=1)
+@pytest.mark.parametrize("rank", [0, 1])  # every process stops, so none waits for the others forever
+def test_more_processes_than_gpus_is_refused_with_the_fix(quantized, rank):
+    with pytest.raises(PlacementError, match=r"2 processes .* 1 GPU\(s\) visible.*--num_processes 1.*--use_cpu true"):
+        base_device(cuda_devices=1, use_cpu=False, quantized=quantized, local_processes=2, local_rank=rank)
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+@pytest.mark.parametrize("rank", [0, 1])
+def test_cpu_processes_beyond_the_visible_gpus_are_refused_with_the_fix(quantized, rank):
+    # accelerate's barriers take each rank's GPU even under use_cpu: rank 1 of 2 on one GPU crashed (H200 run)
+    with pytest.raises(PlacementError, match=r'2 processes .* 1 GPU\(s\) visible.*CUDA_VISIBLE_DEVICES=""'):
+        base_device(cuda_devices=1, use_cpu=True, quantized=quantized, local_processes=2, local_rank=rank)
 
 
 def test_paged_optimizers_run_unpaged_on_the_cpu_only():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -182,15 +183,17 @@ def test_refuses_to_overwrite_a_finished_run(tiny_phi, tmp_path, capsys):
 
 
 def test_accelerate_launch_two_cpu_processes(tiny_phi, tmp_path):
-    # --multi_gpu picks accelerate's torchrun launcher; on a machine without CUDA the processes
-    # join over gloo (`--cpu` would start a single process). The recipe sets use_cpu.
+    # --multi_gpu picks accelerate's torchrun launcher; without CUDA the processes join over gloo
+    # (`--cpu` would start a single process). The recipe sets use_cpu; on a GPU machine accelerate
+    # would still give each process a GPU of its own, so the GPUs are hidden, as README says.
     out = tmp_path / "ddp"
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         "train/train.py", *tiny_args(tiny_phi, out, "--per_device_train_batch_size", "2"),
     ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "process 0 of 2" in done.stderr and "process 1 of 2" in done.stderr
     # the recipe's batch (2 here) stays the global batch: 1 row per process, on the CPU as use_cpu says

@@ -26,22 +26,28 @@ class PlacementError(ValueError):
     """More processes than GPUs: the message names the fix."""
 
 
-def base_device(*, cuda_devices: int, use_cpu: bool, quantized: bool, local_rank: int) -> str | int | None:
+def base_device(*, cuda_devices: int, use_cpu: bool, quantized: bool, local_processes: int = 1,
+                local_rank: int = 0) -> str | int | None:
     """Where `from_pretrained` puts the base model: `device_map={"": <this>}`, or None to leave it to the Trainer.
 
     The Trainer moves a full-precision model to its own device (the CPU under `use_cpu`, else
     this process's GPU). A quantized model cannot be moved after loading, so it is loaded
     where the Trainer will compute: the CPU (bitsandbytes >= 0.48 runs 4-bit there) or the GPU
-    of this process's local rank. `local_rank` counts processes on this machine (0 alone).
+    of this process's local rank. `cuda_devices`: GPUs visible; `local_processes` and
+    `local_rank`: the processes on this machine and this one's index among them.
+    More processes than visible GPUs is a PlacementError in every process: on CUDA, and under
+    `use_cpu` too, since accelerate's barriers still take each rank's GPU when GPUs are visible
+    (seen on a one-GPU machine: "invalid device ordinal" in rank 1 of 2).
     """
+    if cuda_devices and local_processes > cuda_devices:
+        fix = ('or hide the GPUs (CUDA_VISIBLE_DEVICES="") to train on the CPU' if use_cpu
+               else "or train on the CPU with --use_cpu true and the GPUs hidden (CUDA_VISIBLE_DEVICES=\"\")")
+        raise PlacementError(
+            f"{local_processes} processes on this machine but {cuda_devices} GPU(s) visible: launch at most "
+            f"{cuda_devices} (accelerate launch --num_processes {cuda_devices}), {fix}"
+        )
     if use_cpu or cuda_devices == 0:
         return "cpu" if quantized else None
-    if local_rank >= cuda_devices:
-        raise PlacementError(
-            f"process {local_rank} on this machine has no GPU of its own ({cuda_devices} visible): launch at most "
-            f"{cuda_devices} process(es) per machine (accelerate launch --num_processes {cuda_devices}), "
-            "or train on the CPU with --use_cpu true"
-        )
     return local_rank if quantized else None
 
 

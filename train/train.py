@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -156,8 +157,10 @@ def place(script_args, model_args, training_args) -> str | int | None:
 
     on_cpu = training_args.use_cpu or not torch.cuda.is_available()
     try:
-        device = base_device(cuda_devices=0 if on_cpu else torch.cuda.device_count(), use_cpu=on_cpu,
+        device = base_device(cuda_devices=torch.cuda.device_count() if torch.cuda.is_available() else 0,
+                             use_cpu=training_args.use_cpu,
                              quantized=bool(model_args.load_in_4bit or model_args.load_in_8bit),
+                             local_processes=int(os.environ.get("LOCAL_WORLD_SIZE", training_args.world_size)),
                              local_rank=training_args.local_process_index)
     except PlacementError as err:
         raise UsageError(str(err)) from None
