@@ -140,6 +140,10 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
     shift = prior_shift(counts, "balanced") if fine_tuned.get("label_prior") == "balanced" else None
     gguf = {"repo": embedded.GGUF_REPO, "file": embedded.GGUF_FILE, "revision": embedded.GGUF_REVISION} \
         if info.get("base_weights") == embedded.EMBEDDED_WEIGHTS else None
+    # the snippet loads the base as the adapter trained on it; older adapters recorded nothing: 4-bit on CUDA
+    quantization = info.get("base_quantization", "unrecorded")
+    quantization_args = ", ".join(f"{k}={v!r}" for k, v in quantization.items()) if isinstance(quantization, dict) \
+        else None
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
@@ -148,6 +152,8 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         prompt_template=PROMPT_TEMPLATE,
         prompt_version=info.get("prompt_version", "?"),
         gguf=gguf,
+        quantization="unrecorded" if quantization == "unrecorded" else quantization_args,
+        compute_dtype=quantization.get("bnb_4bit_compute_dtype", "bfloat16") if quantization_args else None,
         base_weights=info.get("base_weights"),
         base_sha256=info.get("base_weights_sha256"),
         has_tokenizer=run.get("has_tokenizer", True),

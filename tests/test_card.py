@@ -49,6 +49,9 @@ def test_card_body_holds_results_prompt_figures_and_licence(evaluated):
 def test_usage_snippet_runs_and_agrees_with_the_scorer(evaluated):
     text = str(build_card(evaluated, str(evaluated)))  # repo_id = the local folder: no Hub needed here
     [snippet] = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    # the tiny run trained 4-bit: the snippet loads it so, on the CPU too (computed in fp32 here, as below)
+    assert "BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4'" in snippet
+    snippet = snippet.replace("bfloat16", "float32")
     namespace: dict = {}
     exec(compile(snippet.replace("print(classify", "result = (classify"), "card-snippet", "exec"), namespace)
     probs = namespace["result"]
@@ -74,6 +77,9 @@ def test_snippet_of_an_adapter_trained_on_a_skewed_mix_shifts_its_scores_like_th
     text = str(build_card(run, str(run)))
     assert "PRIOR_SHIFT = [" in text and "negative 10%, neutral 60%, positive 30%" in text
     [snippet] = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    # the tiny run trained 4-bit: the snippet loads it so, on the CPU too (computed in fp32 here, as below)
+    assert "BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4'" in snippet
+    snippet = snippet.replace("bfloat16", "float32")
     namespace: dict = {}
     exec(compile(snippet.replace("print(classify", "result = (classify"), "card-snippet", "exec"), namespace)
     headline = re.search(r'classify\("(.*)"\)\)?\s*$', snippet.strip()).group(1)
