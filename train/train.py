@@ -5,8 +5,10 @@
 
 A recipe (`--config NAME` for train/configs/NAME.yaml, or a path) sets the defaults;
 flags win. The adapter, tokenizer, resolved config and split land in --output_dir
-(the recipes say trained-model/); TensorBoard logs in its runs/ folder. Several GPUs:
-`accelerate launch --multi_gpu --num_processes N train/train.py --config phi2-qlora ...`.
+(the recipes say trained-model/); TensorBoard logs in its runs/ folder; the resolved
+config is written when training starts. Several GPUs:
+`accelerate launch --multi_gpu --num_processes N train/train.py --config phi2-qlora ...`;
+the recipe's batch stays the global batch, split over the N processes (place()).
 """
 
 from __future__ import annotations
