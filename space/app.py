@@ -6,10 +6,16 @@
 
 Settings come from flags or environment variables (a Hugging Face Space sets them as
 variables): FINSENT_BASE_MODEL, FINSENT_ADAPTER (default: default-adapter/ beside this
-file, trained by finsent on the embedded SmolLM2; `none`: no adapter), FINSENT_4BIT (auto: on CUDA),
-FINSENT_MAX_BATCH (rows per batch request) and FINSENT_CONCURRENCY (requests the model
-serves at once; the others wait in the queue). Importing this module loads no model:
-the first request (or the first page view) does, once.
+file, trained by finsent on the embedded SmolLM2; `none`: no adapter), FINSENT_4BIT (auto: as the adapter trained; true/false),
+FINSENT_MAX_BATCH (rows per batch request), FINSENT_CONCURRENCY (requests the model
+serves at once; the others wait in the queue) and FINSENT_MCP (serve the API as MCP tools at
+/gradio_api/mcp/; on by default in a Space). A bad value stops the app at start with one line.
+
+Loading: locally and on a dedicated GPU Space, the first request (or page view) loads the
+model, once; importing this module loads none. On ZeroGPU (as the `spaces` package's own
+config reports it) the model is loaded at import onto `cuda`, as ZeroGPU requires, and each
+request borrows a GPU through the module-level `predict_probabilities`, whose arguments
+(a service number and the texts) are what ZeroGPU pickles to its GPU worker.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import json
 import os
 import tempfile
 import threading
+import time
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import count
 from pathlib import Path
 
 import gradio as gr
@@ -36,13 +45,12 @@ except ImportError:
     from classifier import LABELS, load_classifier
     from embedded import EMBEDDED_MODEL_ID
 
-try:  # ZeroGPU Spaces lend a GPU per call to functions marked with @spaces.GPU
+try:  # ZeroGPU Spaces lend a GPU per call to functions marked with @spaces.GPU; elsewhere it passes calls through
     import spaces
 
-    gpu = spaces.GPU
+    ON_ZERO_GPU = spaces.config.Config.zero_gpu
 except ImportError:
-    def gpu(fn):
-        return fn
+    spaces, ON_ZERO_GPU = None, False
 
 DEFAULT_ADAPTER = Path(__file__).resolve().parent / "default-adapter"  # shipped: SmolLM2-135M, see its README.md
 MAX_CHARS = 2_000  # longer input is cut before tokenizing; the token limit applies after
@@ -57,6 +65,30 @@ EXAMPLES = [  # written for this app; fictional companies
 ]
 
 
+class SettingsError(ValueError):
+    """A bad flag or FINSENT_* value: the message names it and the values it takes."""
+
+
+def _choice(name: str, value, choices: dict[str, str]) -> str:
+    key = str(value).strip().lower()
+    if key not in choices:
+        raise SettingsError(f"{name}={value!r}: use one of {', '.join(sorted(set(choices)))} (any case)")
+    return choices[key]
+
+
+def _count(name: str, value) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise SettingsError(f"{name}={value!r}: give a whole number of 1 or more")
+    return number
+
+
+BOOLEAN = {"true": "true", "1": "true", "yes": "true", "false": "false", "0": "false", "no": "false"}
+
+
 @dataclass(frozen=True)
 class Settings:
     base_model: str | None = None  # None: the adapter's own base, else the embedded SmolLM2
@@ -64,28 +96,62 @@ class Settings:
     load_in_4bit: str = "auto"  # auto (as the adapter trained; without a record, on CUDA) | true | false
     max_batch: int = 200
     concurrency: int = 1  # one batch at a time: queued /classify calls are batched anyway (BENCHMARKS.md)
+    mcp: bool = False  # the API as MCP tools too (on by default in a Space: from_env)
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
+        """Flags (overrides) win over FINSENT_* variables; every value is checked here, at start."""
         env = os.environ
-        values = {
-            "base_model": env.get("FINSENT_BASE_MODEL") or None,
-            "adapter": env.get("FINSENT_ADAPTER") or cls.adapter,
-            "load_in_4bit": env.get("FINSENT_4BIT", cls.load_in_4bit),
-            "max_batch": int(env.get("FINSENT_MAX_BATCH", cls.max_batch)),
-            "concurrency": int(env.get("FINSENT_CONCURRENCY", cls.concurrency)),
+        raw = {  # setting -> (name to report, value)
+            "load_in_4bit": ("FINSENT_4BIT", env.get("FINSENT_4BIT", cls.load_in_4bit)),
+            "max_batch": ("FINSENT_MAX_BATCH", env.get("FINSENT_MAX_BATCH", cls.max_batch)),
+            "concurrency": ("FINSENT_CONCURRENCY", env.get("FINSENT_CONCURRENCY", cls.concurrency)),
+            "mcp": ("FINSENT_MCP", env.get("FINSENT_MCP", "true" if env.get("SPACE_ID") else "false")),
         }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        for key, value in overrides.items():
+            if value is not None and key in raw:
+                raw[key] = (f"--{key}", value)
+        return cls(
+            base_model=overrides.get("base_model") or env.get("FINSENT_BASE_MODEL") or None,
+            adapter=overrides.get("adapter") or env.get("FINSENT_ADAPTER") or cls.adapter,
+            load_in_4bit=_choice(*raw["load_in_4bit"], {**BOOLEAN, "auto": "auto"}),
+            max_batch=_count(*raw["max_batch"]),
+            concurrency=_count(*raw["concurrency"]),
+            mcp=_choice(*raw["mcp"], BOOLEAN) == "true",
+        )
+
+
+# by number: what the GPU function receives instead of the service (its lock and model do not pickle)
+_services: weakref.WeakValueDictionary[int, Service] = weakref.WeakValueDictionary()
+
+
+def gpu_seconds(service_id: int, texts: list[str]) -> int:
+    """ZeroGPU's time allowance for one call, sized to the batch: 39 headlines/s for 4-bit Phi-2 on an H200
+    (BENCHMARKS.md), so a few seconds for a full batch; the rest is start-up margin."""
+    return min(120, 20 + len(texts) // 10)
+
+
+def predict_probabilities(service_id: int, texts: list[str]):
+    """P(label) for each text, as an (N, 3) array: the GPU work, module-level so ZeroGPU can run it."""
+    return _services[service_id].classifier.predict_proba(texts, batch_size=32)
+
+
+if spaces is not None:
+    predict_probabilities = spaces.GPU(duration=gpu_seconds)(predict_probabilities)
+_service_ids = count()
 
 
 class Service:
     """The model behind the app: loaded once, on first use, by whichever request comes first."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, device: str | None = None):
         self.settings = settings
+        self.device = device  # None: CUDA if there is one, else the CPU
         self._classifier = None
         self._lock = threading.Lock()
+        self.id = next(_service_ids)
+        _services[self.id] = self
+        self._csv_dir = tempfile.TemporaryDirectory(prefix="finsent-")  # removed with the service or at exit
 
     @cached_property
     def adapter(self) -> str | None:
@@ -111,9 +177,14 @@ class Service:
     def classifier(self):
         with self._lock:
             if self._classifier is None:
-                self._classifier = load_classifier(self.base_model, self.adapter,
+                self._classifier = load_classifier(self.base_model, self.adapter, device=self.device,
                                                    load_in_4bit=self.settings.load_in_4bit)
             return self._classifier
+
+    def load(self) -> Service:
+        """Load the model now, not on the first request."""
+        self.classifier  # noqa: B018 - the property loads it
+        return self
 
     def status(self) -> str:
         self.classifier  # noqa: B018 - loads the model if no request has yet
@@ -139,9 +210,8 @@ class Service:
             cut = tokenizer.decode(ids[:limit])
         return cut, cut != text
 
-    @gpu
     def predict(self, texts: list[str]):
-        return self.classifier.predict_proba(texts, batch_size=32)
+        return predict_probabilities(self.id, texts)
 
     def classify(self, text: str):
         """One headline -> ({label: probability}, notice)."""
@@ -186,14 +256,14 @@ class Service:
         probs = self.predict([t for t, _ in fitted])
         rows = [[text, LABELS[int(p.argmax())], *(round(float(x), 4) for x in p)]
                 for text, p in zip(texts, probs, strict=True)]
-        return rows, label_chart(rows), write_csv(rows), " ".join(notices)
+        return rows, label_chart(rows), write_csv(rows, self._csv_dir.name), " ".join(notices)
 
     def about(self):
         """Markdown about the model, and the confusion matrix when the adapter carries eval_results.json."""
         lines = [f"**Model:** {self.describe()}.", "",
                  "**Labels:** " + ", ".join(LABELS) + ". Each label's probability is that of its whole token "
                  "sequence after the prompt, normalised over the three labels."]
-        results = self.eval_results()
+        results = self.results
         if not results:
             return "\n".join(lines + ["", "No evaluation results travel with this model."]), None
         run = results["runs"].get("fine_tuned") or results["runs"]["base"]
@@ -201,6 +271,10 @@ class Service:
         lines += ["", f"**Test accuracy:** {metrics['accuracy']:.1%} on {results['rows']} headlines "
                       f"(macro F1 {metrics['macro']['f1']:.3f})" + _before(results) + "."]
         return "\n".join(lines), figures.confusion_heatmap(metrics, "Confusion matrix on the test split")
+
+    @cached_property  # read once per service (one adapter), not once per page view
+    def results(self) -> dict | None:
+        return self.eval_results()
 
     def eval_results(self) -> dict | None:
         adapter = self.adapter
@@ -215,6 +289,43 @@ class Service:
             except Exception:  # offline, no such file: the About tab says so
                 return None
         return json.loads(path.read_text())
+
+
+class Tools:
+    """The app's public API: /classify and /classify_batch, which its MCP server lists as tools.
+
+    An MCP client sees each method's name and docstring, so they speak to the caller.
+    (/classify is a batched Gradio event: the queue hands it several callers' headlines at once,
+    as lists; a caller sends and receives one headline.)
+    """
+
+    def __init__(self, service: Service):
+        self.service = service
+
+    def classify_headline(self, headline: list[str]) -> tuple[list[dict[str, float] | None], list[str]]:
+        """Label the sentiment of one financial news headline: negative, neutral or positive.
+
+        Args:
+            headline: one financial news headline in English, e.g. "Kestrel Oyj raises its full-year profit forecast".
+
+        Returns:
+            The probability of each label (negative, neutral, positive; they sum to 1), and a notice:
+            empty, or why the headline was cut (too long) or refused (empty).
+        """
+        return self.service.classify_many(headline)
+
+    def classify_headlines(self, lines: str, upload: str | None = None):
+        """Label the sentiment of many financial news headlines at once: negative, neutral or positive.
+
+        Args:
+            lines: headlines, one per line.
+            upload: optional CSV file with a `text` (or `headline`, `sentence`) column, or one column; used instead of lines.
+
+        Returns:
+            A table with one row per headline (text, label, then the probability of negative, neutral, positive),
+            a chart of the labels, the table as a CSV file, and a notice (empty, or what was cut or skipped).
+        """
+        return self.service.classify_batch(lines, upload)
 
 
 def _about(service: Service):
@@ -259,9 +370,16 @@ def label_chart(rows):
     return fig
 
 
-def write_csv(rows) -> str:
-    handle = tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="finsent-", delete=False, newline="",
-                                         encoding="utf-8")
+CSV_MAX_AGE_S = 600  # a results CSV is kept this long for its download (Gradio serves its own copy)
+
+
+def write_csv(rows, folder: str) -> str:
+    """The results as a CSV in `folder`; files older than CSV_MAX_AGE_S there are removed first."""
+    for old in Path(folder).glob("*.csv"):
+        if time.time() - old.stat().st_mtime > CSV_MAX_AGE_S:
+            old.unlink(missing_ok=True)
+    handle = tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="results-", dir=folder, delete=False,
+                                         newline="", encoding="utf-8")
     with handle:
         writer = csv.writer(handle)
         writer.writerow(["text", "label", *LABELS])
@@ -269,8 +387,9 @@ def write_csv(rows) -> str:
     return handle.name
 
 
-def build_app(settings: Settings) -> gr.Blocks:
-    service = Service(settings)
+def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
+    service = service or Service(settings)
+    tools = Tools(service)
     with gr.Blocks(title="finsent: financial headline sentiment") as app:
         gr.Markdown("# Financial headline sentiment\nNegative, neutral or positive, with probabilities.")
         status = gr.Markdown("Loading the model… (the first answer waits for it)")
@@ -281,8 +400,9 @@ def build_app(settings: Settings) -> gr.Blocks:
             notice = gr.Markdown()
             gr.Examples(EXAMPLES, inputs=text)
             batched = {"batch": True, "max_batch_size": MAX_QUEUED_BATCH}
-            button.click(service.classify_many, inputs=text, outputs=[label, notice], api_name="classify", **batched)
-            text.submit(service.classify_many, inputs=text, outputs=[label, notice], api_visibility="private",
+            button.click(tools.classify_headline, inputs=text, outputs=[label, notice], api_name="classify",
+                         **batched)
+            text.submit(tools.classify_headline, inputs=text, outputs=[label, notice], api_visibility="private",
                         **batched)
         with gr.Tab("Batch"):
             lines = gr.Textbox(label="Headlines, one per line", lines=8)
@@ -292,8 +412,8 @@ def build_app(settings: Settings) -> gr.Blocks:
             table = gr.Dataframe(headers=["text", "label", *LABELS], label="Results", wrap=True)
             chart = gr.Plot(label="Label distribution")
             download = gr.File(label="Download the results (CSV)")
-            run.click(service.classify_batch, inputs=[lines, upload], outputs=[table, chart, download, batch_notice],
-                      api_name="classify_batch")
+            run.click(tools.classify_headlines, inputs=[lines, upload],
+                      outputs=[table, chart, download, batch_notice], api_name="classify_batch")
         with gr.Tab("About the model"):
             about_text = gr.Markdown()
             about_plot = gr.Plot(label="Confusion matrix")
@@ -308,21 +428,36 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base_model", help=f"base model id or folder (default: {EMBEDDED_MODEL_ID})")
     parser.add_argument("--adapter", help=f"LoRA adapter folder or Hub id; `none` for the base alone (default: "
                         f"the shipped {DEFAULT_ADAPTER.name}/)")
-    parser.add_argument("--load_in_4bit", choices=("auto", "true", "false"), help="4-bit base (auto: as the adapter's run trained it; without that record, on CUDA only)")
-    parser.add_argument("--max_batch", type=int, help="rows per batch request (default 200)")
-    parser.add_argument("--concurrency", type=int, help="requests served at once (default 1; /classify batches the queue)")
+    parser.add_argument("--load_in_4bit", help="auto (default: as the adapter's run trained it; without that "
+                        "record, on CUDA only), true or false")
+    parser.add_argument("--max_batch", help="rows per batch request (default 200)")
+    parser.add_argument("--concurrency", help="requests served at once (default 1; /classify batches the queue)")
+    parser.add_argument("--mcp", help="true: serve the API as MCP tools at /gradio_api/mcp/ too "
+                        "(default: true in a Space, else false)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))  # a Space sets 0.0.0.0
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     return parser
 
 
+def settings_or_exit(**overrides) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as err:  # the deployer's to fix: one line, no traceback
+        raise SystemExit(f"error: {err}") from None
+
+
+# ZeroGPU: the model goes to `cuda` at import, as its documentation requires; requests then borrow a GPU.
+SPACE_SERVICE = Service(settings_or_exit(), device="cuda").load() if ON_ZERO_GPU else None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
-    settings = Settings.from_env(base_model=args.base_model, adapter=args.adapter, load_in_4bit=args.load_in_4bit,
-                                 max_batch=args.max_batch, concurrency=args.concurrency)
-    service = Service(settings)
-    print(f"finsent: serving {service.describe()} at http://{args.host}:{args.port}", flush=True)
-    build_app(settings).launch(server_name=args.host, server_port=args.port)
+    settings = settings_or_exit(base_model=args.base_model, adapter=args.adapter, load_in_4bit=args.load_in_4bit,
+                                max_batch=args.max_batch, concurrency=args.concurrency, mcp=args.mcp)
+    service = SPACE_SERVICE if SPACE_SERVICE and SPACE_SERVICE.settings == settings else Service(settings)
+    mcp = f", MCP tools at http://{args.host}:{args.port}/gradio_api/mcp/" if settings.mcp else ""
+    print(f"finsent: serving {service.describe()} at http://{args.host}:{args.port}{mcp}", flush=True)
+    build_app(settings, service).launch(server_name=args.host, server_port=args.port, mcp_server=settings.mcp)
 
 
 if __name__ == "__main__":
