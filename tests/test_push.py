@@ -112,17 +112,25 @@ def test_card_snippet_runs_against_the_hub(local_hub, evaluated, tmp_path):
     assert abs(sum(namespace["result"].values()) - 1) < 1e-5
 
 
-def test_space_push_uploads_the_app_and_points_it_at_the_adapter(local_hub, evaluated):
+def test_space_push_uploads_the_app_and_points_it_at_the_adapter(local_hub, evaluated, capsys):
+    import yaml
+    from huggingface_hub import HfApi
+
     argv = ["--adapter", str(evaluated), "--repo-id", REPO_ID, "--space-id", f"{USER}/finsent-demo"]
     assert push_script.main(argv) == 0
     space = local_hub.files(f"{USER}/finsent-demo", repo_type="space")
     assert {"app.py", "classifier.py", "embedded.py", "figures.py", "README.md", "requirements.txt"} <= set(space)
-    assert b"sdk: gradio" in space["README.md"] and b"app_file: app.py" in space["README.md"]
-    from huggingface_hub import HfApi
+    front = yaml.safe_load(space["README.md"].decode().split("---\n")[1])
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["python_version"] == "3.12"
+    # the front matter names what this Space serves: the run's base and the adapter just pushed
+    assert front["models"] == [base_model(evaluated), REPO_ID] == front["preload_from_hub"]
+    assert front["suggested_hardware"] == "t4-small"
+    assert "choose ZeroGPU" in capsys.readouterr().out
 
-    variables = HfApi(token=TOKEN).get_space_variables(f"{USER}/finsent-demo")
-    assert variables["FINSENT_ADAPTER"].value == REPO_ID
-    assert variables["FINSENT_BASE_MODEL"].value == base_model(evaluated)
+    variables = {k: v.value for k, v in HfApi(token=TOKEN).get_space_variables(f"{USER}/finsent-demo").items()}
+    # the tiny run trained in 4-bit: the Space loads its base so, whatever hardware it gets
+    assert variables == {"FINSENT_ADAPTER": REPO_ID, "FINSENT_BASE_MODEL": base_model(evaluated),
+                         "FINSENT_4BIT": "true", "FINSENT_MCP": "true"}
 
 
 def test_help_runs():
