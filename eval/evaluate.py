@@ -182,9 +182,19 @@ def evaluate(args: argparse.Namespace) -> dict:
         logged = report.log_to_tensorboard(results, adapter_dir)
         if logged:
             logger.info("test accuracy logged to TensorBoard in %s", logged)
+        write_card(adapter_dir)
     summary = ", ".join(f"{name} {run['metrics']['accuracy']:.3f}" for name, run in runs.items())
     logger.info("accuracy: %s; results in %s", summary, output_dir / report.RESULTS_FILE)
     return results
+
+
+def write_card(run_dir: Path) -> None:
+    """The run's README.md: the card train/push.py uploads, naming the folder where push names the repository."""
+    from finsent.model_card.card import REQUIRED, build_card
+
+    if all((run_dir / name).is_file() for name in REQUIRED):  # a training run (not a bare adapter folder)
+        report.write_text_atomic(run_dir / "README.md", str(build_card(run_dir, str(run_dir))))
+        logger.info("model card written to %s", run_dir / "README.md")
 
 
 def check_adapter(folder: Path) -> None:

@@ -107,6 +107,19 @@ def hyperparameters(run: dict) -> list[tuple[str, str]]:
     ]
 
 
+def hub_id(name: str) -> bool:
+    """Whether a model name is a Hub id (owner/name or a bare name), not a local folder."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if Path(name).exists() or Path(name).is_absolute() or name.startswith((".", "~")):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def build_card(run_dir: str | Path, repo_id: str) -> ModelCard:
     """The card for `repo_id` from the run folder; figures are linked by their path in the repo."""
     return card_from_run(read_run(run_dir), repo_id)
@@ -117,14 +130,20 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
     results = run["results"]
     dataset = dataset_of(run["config"])
     base_model = run["adapter"]["base_model_name_or_path"]
+    on_hub = hub_id(base_model)  # a local base (a folder) has no Hub page to link
+    four_bit = bool(run["config"]["model"].get("load_in_4bit"))  # a QLoRA run
     card_data = ModelCardData(
-        base_model=base_model,
+        base_model=base_model if on_hub else None,
+        base_model_relation="adapter" if on_hub else None,
         library_name="peft",
         license=LICENSE,
         datasets=[dataset[0]] if "/" in dataset[0] else None,
         language=["en"],
-        pipeline_tag="text-classification",
-        tags=["finance", "sentiment-analysis", "financial-sentiment", "lora", "qlora", "peft", "trl", "sft"],
+        # what PEFT writes for a causal-LM adapter: the Hub's widgets and filters treat it as one; the task
+        # it was evaluated on stays text-classification in model-index (README, Publish)
+        pipeline_tag="text-generation",
+        tags=["finance", "sentiment-analysis", "financial-sentiment", "text-classification", "lora",
+              *(["qlora"] if four_bit else []), "peft", "trl", "sft"],
         metrics=["accuracy", "f1"],
         model_name=repo_id,
         eval_results=eval_results(results, dataset),

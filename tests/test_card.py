@@ -11,6 +11,7 @@ import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
+from conftest import REPO
 from finsent.model_card.card import build_card
 from finsent.space.classifier import LABELS, load_classifier
 from finsent.train.data import UsageError
@@ -20,8 +21,7 @@ def test_card_metadata_round_trips_to_the_eval_results(evaluated):
     card = ModelCard(str(build_card(evaluated, "tester/finsent-tiny")))  # parse the rendered text back
     data = card.data.to_dict()
     assert data["library_name"] == "peft" and data["license"] == "cc-by-nc-sa-3.0"
-    assert data["base_model"] == str(json.loads((evaluated / "adapter_config.json").read_text())
-                                     ["base_model_name_or_path"])
+    assert "base_model" not in data  # the tiny base is a local folder, not a Hub id (see check_hub_metadata)
     assert {"finance", "sentiment-analysis", "lora", "qlora"} <= set(data["tags"])
 
     name, results = model_index_to_eval_results(data["model-index"])
@@ -85,3 +85,40 @@ def test_snippet_of_an_adapter_trained_on_a_skewed_mix_shifts_its_scores_like_th
     headline = re.search(r'classify\("(.*)"\)\)?\s*$', snippet.strip()).group(1)
     expected = load_classifier(namespace["base_id"], str(run), dtype="float32").classify([headline])[0]
     np.testing.assert_allclose([namespace["result"][k] for k in LABELS], [expected[k] for k in LABELS], atol=1e-4)
+
+
+# The Hub's licence ids that could apply (huggingface/hub-docs, docs/hub/repositories-licenses.md)
+HUB_LICENCES = {"apache-2.0", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0"}
+
+
+def check_hub_metadata(card, base_on_hub: str | None, four_bit: bool) -> None:
+    """The Hub's model card spec: base_model an id with its relation, peft, a listed licence, model-index keys."""
+    data = card.data.to_dict()
+    if base_on_hub:
+        assert data["base_model"] == base_on_hub and data["base_model_relation"] == "adapter"
+    else:  # a local folder is never written as base_model
+        assert "base_model" not in data and "base_model_relation" not in data
+    assert data["library_name"] == "peft" and data["pipeline_tag"] == "text-generation"
+    assert ("qlora" in data["tags"]) == four_bit and "lora" in data["tags"]
+    assert data["license"] in HUB_LICENCES
+    for entry in data["model-index"]:
+        for result in entry["results"]:
+            assert result["task"]["type"] == "text-classification"
+            assert result["dataset"]["type"] and result["dataset"]["name"]
+            assert result["metrics"] and all(m["type"] and isinstance(m["value"], float) for m in result["metrics"])
+
+
+def test_hub_metadata_of_a_4bit_run_on_a_local_base(evaluated):
+    check_hub_metadata(build_card(evaluated, "tester/finsent-tiny"), base_on_hub=None, four_bit=True)
+
+
+def test_hub_metadata_of_the_shipped_adapter():
+    default = REPO / "space" / "default-adapter"
+    check_hub_metadata(build_card(default, "space/default-adapter"), "HuggingFaceTB/SmolLM2-135M-Instruct",
+                       four_bit=False)
+
+
+def test_after_evaluation_the_run_folder_holds_finsents_card_only(evaluated):
+    """TRL's and PEFT's automatic cards (base named by a cache path) never survive in a run folder."""
+    assert (evaluated / "README.md").read_text() == str(build_card(evaluated, str(evaluated)))
+    assert not list(evaluated.glob("checkpoint-*/README.md"))

@@ -193,7 +193,9 @@ def save_resolved_config(path: Path, script_args, model_args, training_args) -> 
 
 
 class InfoInCheckpoints(TrainerCallback):
-    """Each checkpoint gets the adapter's finsent.json, so it loads and evaluates like the final adapter."""
+    """Each checkpoint gets the adapter's finsent.json, so it loads and evaluates like the final adapter,
+    and loses PEFT's automatic README.md (it names the base by its cache path): a run's one card is
+    finsent's, written by eval/evaluate.py."""
 
     def __init__(self, info: dict):
         self.info = info
@@ -202,6 +204,7 @@ class InfoInCheckpoints(TrainerCallback):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if state.is_world_process_zero and folder.is_dir():
             write_info(folder, self.info)
+            (folder / "README.md").unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,9 +292,11 @@ def train(
         peft_config=peft_config,
         callbacks=[*(callbacks or []), InfoInCheckpoints(info)],
     )
+    trainer.create_model_card = lambda *args, **kwargs: None  # TRL's card ("a fine-tuned version of [None]")
     trainer.train(resume_from_checkpoint=True if script_args.resume else None)
     trainer.save_model(str(output_dir))  # adapter + tokenizer
     if trainer.is_world_process_zero():
+        (output_dir / "README.md").unlink(missing_ok=True)  # PEFT's automatic card; evaluate.py writes finsent's
         write_info(output_dir, info)
         logger.info("adapter, tokenizer, %s, %s and split/ saved to %s", RESOLVED_CONFIG, INFO_FILE, output_dir)
     return trainer
