@@ -141,3 +141,22 @@ def test_the_mcp_server_lists_self_describing_tools_and_classifies(tiny_phi, eva
     assert not result.isError
     text = " ".join(part.text for part in result.content if getattr(part, "text", None))
     assert all(label in text for label in LABELS), text
+
+
+def test_eval_results_are_read_once_per_service_not_per_page_view(tiny_phi, evaluated, monkeypatch):
+    service = Service(Settings(base_model=str(tiny_phi), adapter=str(evaluated), load_in_4bit="false"))
+    reads = []
+    original = Service.eval_results
+    monkeypatch.setattr(Service, "eval_results", lambda self: reads.append(1) or original(self))
+    for _ in range(3):  # three page views
+        text, figure = service.about()
+    assert len(reads) == 1 and "Test accuracy" in text and figure is not None
+
+
+def test_result_csvs_live_in_the_services_folder_and_old_ones_go(tmp_path, monkeypatch):
+    old = tmp_path / "results-old.csv"
+    old.write_text("text,label\n")
+    monkeypatch.setattr(app_module.time, "time", lambda: old.stat().st_mtime + app_module.CSV_MAX_AGE_S + 1)
+    path = app_module.write_csv([["Kestrel up", "positive", 0.1, 0.2, 0.7]], str(tmp_path))
+    assert not old.exists() and [p.name for p in tmp_path.iterdir()] == [path.rsplit("/", 1)[-1]]
+    assert app_module.Path(path).read_text().splitlines()[0] == "text,label,negative,neutral,positive"
