@@ -302,7 +302,7 @@ class Tools:
     def __init__(self, service: Service):
         self.service = service
 
-    def classify_headline(self, headline: list[str]) -> tuple[list[dict[str, float] | None], list[str]]:
+    def classify_headline(self, headline: list[str]):  # no return annotation: Gradio 6.31 then costs ~40 ms a call
         """Label the sentiment of one financial news headline: negative, neutral or positive.
 
         Args:
