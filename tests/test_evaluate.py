@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import REPO, SAMPLE_HEADLINES
@@ -13,7 +16,8 @@ from finsent.eval import evaluate as evaluate_script
 from finsent.eval.generate import generate_labels, parse_label
 from finsent.eval.metrics import INVALID
 from finsent.eval.plots import find_browser
-from finsent.space.classifier import LABELS, load_classifier
+from finsent.space.classifier import LABELS, build_prompt, load_classifier
+from finsent.train.data import read_labelled
 
 
 @pytest.mark.parametrize("text, label", [
@@ -29,14 +33,34 @@ def test_parse_label(text, label):
     assert parse_label(text) == label
 
 
-def test_generate_mode_returns_a_label_or_invalid_per_headline(tiny_phi):
+FIGURES = ("per_class_base", "per_class_fine_tuned", "confusion_base", "confusion_fine_tuned", "before_after")
+GENERATE_HEADLINES = ["Kestrel sales up", "Norvale cuts jobs", "Ferrow Bank reports", "Tundra wins an order"]
+
+
+def reference_generation(classifier, texts):
+    """Greedy text after each prompt, one headline at a time, without the pipeline: the label parsed from it."""
+    import torch
+
+    model, tokenizer, labels = classifier.model, classifier.tokenizer, []
+    for text in texts:
+        ids = tokenizer(build_prompt(text), return_tensors="pt").input_ids.to(classifier.device)
+        with torch.inference_mode():
+            out = model.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        labels.append(parse_label(tokenizer.decode(out[0, ids.shape[1]:])))
+    return labels
+
+
+def test_generate_mode_parses_what_the_model_writes_and_keeps_invalid_answers(tiny_phi):
     classifier = load_classifier(str(tiny_phi), dtype="float32")
-    labels = generate_labels(classifier.model, classifier.tokenizer, ["Kestrel sales up", "Norvale cuts jobs"],
-                             max_new_tokens=3, batch_size=2)
-    assert len(labels) == 2 and set(labels) <= {*LABELS, INVALID}
+    labels = generate_labels(classifier.model, classifier.tokenizer, GENERATE_HEADLINES, max_new_tokens=3,
+                             batch_size=1)
+    assert labels == reference_generation(classifier, GENERATE_HEADLINES)
+    assert INVALID in labels  # the random model names no label for some: kept as invalid, never mapped
 
 
-def test_before_and_after_on_the_runs_own_test_split(trained):
+def test_before_and_after_on_the_runs_own_test_split(trained, tmp_path):
+    trained = Path(shutil.copytree(trained, tmp_path / "trained-model"))  # the session's run stays untouched
+    (trained / "eval_results.json").unlink(missing_ok=True)
     assert evaluate_script.main(["--adapter", str(trained), "--dtype", "float32"]) == 0
 
     results = json.loads((trained / "eval_results.json").read_text())
@@ -44,11 +68,14 @@ def test_before_and_after_on_the_runs_own_test_split(trained):
     assert results["rows"] == 30 and results["split"] == "test" and results["mode"] == "score"
     assert results["data_file"] == str(trained / "split" / "test.csv") and len(results["data_sha256"]) == 64
     for run in results["runs"].values():
-        metrics = run["metrics"]
-        assert metrics["n"] == 30 and metrics["invalid"] == 0 and 0 <= metrics["accuracy"] <= 1
-        assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 30
-        assert run["headlines_per_second"] > 0
+        assert run["metrics"]["n"] == 30 and run["metrics"]["invalid"] == 0
     assert results["runs"]["fine_tuned"]["adapter"] == str(trained)
+    # the reported accuracy is that of the adapter's own predictions on the run's test rows, scored apart here
+    test = pd.read_csv(trained / "split" / "test.csv")
+    classifier = load_classifier(results["base_model"], str(trained), dtype="float32")
+    predicted = [LABELS[i] for i in classifier.predict_proba(test["text"].tolist()).argmax(axis=1)]
+    expected = sum(p == t for p, t in zip(predicted, test["sentiment"], strict=True)) / len(test)
+    assert results["runs"]["fine_tuned"]["metrics"]["accuracy"] == pytest.approx(expected)
     # a 4-bit run is evaluated on its 4-bit base, on the CPU too, and the base alone loads the same way
     recorded = json.loads((trained / "finsent.json").read_text())["base_quantization"]
     for name in ("base", "fine_tuned"):
@@ -57,11 +84,9 @@ def test_before_and_after_on_the_runs_own_test_split(trained):
 
     report = (trained / "eval_report.md").read_text()
     assert "Fine-tuned (base + adapter)" in report and "Base model (zero-shot)" in report and "TF-IDF" in report
-    for name in ("per_class_base", "per_class_fine_tuned", "confusion_base", "confusion_fine_tuned", "before_after"):
+    for name in FIGURES:
         html = (trained / "figures" / f"{name}.html").read_text()
         assert '"type":"bar"' in html or '"type":"heatmap"' in html
-        if find_browser():
-            assert (trained / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -73,6 +98,13 @@ def test_before_and_after_on_the_runs_own_test_split(trained):
     assert {f"test/accuracy_{label}" for label in LABELS} <= set(events.Tags()["scalars"])
 
 
+def test_every_figure_is_also_a_png(evaluated):
+    if not find_browser():
+        pytest.skip("no Chrome/Chromium here: PNG export is not tested (evaluate.py writes HTML only)")
+    for name in FIGURES:
+        assert (evaluated / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_base_model_alone_in_generate_mode_counts_invalid_answers(tiny_phi, tmp_path):
     out = tmp_path / "base"
     argv = ["--base_model", str(tiny_phi), "--data_file", str(SAMPLE_HEADLINES), "--output_dir", str(out),
@@ -81,10 +113,11 @@ def test_base_model_alone_in_generate_mode_counts_invalid_answers(tiny_phi, tmp_
     results = json.loads((out / "eval_results.json").read_text())
     assert set(results["runs"]) == {"base"}  # no train split beside the file: no baseline
     metrics = results["runs"]["base"]["metrics"]
-    assert metrics["n"] == 12
-    assert metrics["invalid_rate"] == metrics["invalid"] / 12
+    rows = read_labelled(str(SAMPLE_HEADLINES)).head(12)
+    labels = reference_generation(load_classifier(str(tiny_phi), dtype="float32"), rows["text"].tolist())
+    assert metrics["n"] == 12 and metrics["invalid"] == labels.count(INVALID) > 0  # produced, then counted
+    assert metrics["accuracy"] == pytest.approx(sum(p == t for p, t in zip(labels, rows["sentiment"], strict=True)) / 12)
     assert metrics["confusion_matrix"]["predicted"][-1] == INVALID
-    assert sum(row[-1] for row in metrics["confusion_matrix"]["matrix"]) == metrics["invalid"]
 
 
 @pytest.mark.parametrize("make_argv, message", [
