@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsent.eval import report
+from finsent.eval import report, uncertainty
 from finsent.eval.baseline import tfidf_baseline
 from finsent.eval.generate import generate_labels
 from finsent.eval.metrics import compute_metrics
@@ -149,14 +149,18 @@ def evaluate(args: argparse.Namespace) -> dict:
     # The base as the adapter trained on it, for both runs: before and after differ by the adapter alone.
     quantization = choose_quantization(args.load_in_4bit, read_info(args.adapter) if args.adapter else {},
                                        cuda=torch.cuda.is_available())
-    runs = {}
+    runs, predictions = {}, {}
     if not args.adapter or not args.skip_base:
-        runs["base"] = predict_run(args, base_model, None, texts, truth, prior, mix, quantization)
+        runs["base"], predictions["base"] = predict_run(args, base_model, None, texts, truth, prior, mix,
+                                                        quantization)
     if args.adapter:
-        runs["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth, prior, mix, quantization)
+        runs["fine_tuned"], predictions["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth,
+                                                                    prior, mix, quantization)
     train_rows, train_source = baseline_training_rows(args, data_file, splits)
     if train_rows is not None:
-        runs["baseline"] = baseline_run(train_rows, train_source, table, mix)
+        runs["baseline"], predictions["baseline"] = baseline_run(train_rows, train_source, table, mix)
+    comparisons = {f"fine_tuned vs {other}": uncertainty.compare(truth, predictions["fine_tuned"], predictions[other])
+                   for other in ("base", "baseline") if "fine_tuned" in predictions and other in predictions}
 
     results = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -173,6 +177,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "mode": args.mode,
         "labels": list(LABELS),
         "runs": runs,
+        "comparisons": comparisons,  # paired, on the same rows: McNemar's exact test and a bootstrap interval
     }
     output_dir.mkdir(parents=True, exist_ok=True)
     figures = report.write_figures(results, output_dir)
@@ -230,6 +235,7 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         raise UsageError(f"{what}: cannot load it ({str(err).strip().splitlines()[0]}); "
                          "pass a local folder, or a Hub id with the network to fetch it") from None
     start = time.perf_counter()
+    probs = None
     if args.mode == "score":
         probs = classifier.predict_proba(texts, batch_size=args.batch_size, progress=True)
         predictions = [LABELS[i] for i in probs.argmax(axis=1)]
@@ -248,7 +254,10 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         "seconds": round(seconds, 3),
         "headlines_per_second": round(len(texts) / seconds, 2),
         "metrics": compute_metrics(truth, predictions, mix),
-    }
+        # row-resampling intervals hold for the rows as scored, not for a reweighted label mix
+        "intervals": None if mix else uncertainty.intervals(truth, predictions),
+        "calibration": uncertainty.calibration(truth, probs) if probs is not None else None,
+    }, predictions
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -299,6 +308,7 @@ def baseline_run(train, train_file: str, test, mix=None) -> dict:
     start = time.perf_counter()
     predictions, info = tfidf_baseline(train, test)
     seconds = time.perf_counter() - start
+    truth = test["sentiment"].tolist()
     return {
         "description": f"{info['model']}, trained on `{train_file}` ({info['train_rows']} rows)",
         "model": info["model"],
@@ -306,8 +316,9 @@ def baseline_run(train, train_file: str, test, mix=None) -> dict:
         "precision": "float64",
         "seconds": round(seconds, 3),
         "headlines_per_second": round(len(test) / max(seconds, 1e-9), 2),
-        "metrics": compute_metrics(test["sentiment"].tolist(), predictions, mix),
-    }
+        "metrics": compute_metrics(truth, predictions, mix),
+        "intervals": None if mix else uncertainty.intervals(truth, predictions),
+    }, predictions
 
 
 if __name__ == "__main__":

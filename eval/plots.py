@@ -21,11 +21,12 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from finsent.space.figures import before_after, confusion_heatmap, per_class_bars
+from finsent.space.figures import before_after, confusion_heatmap, per_class_bars, reliability_diagram
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["before_after", "confusion_heatmap", "find_browser", "per_class_bars", "write_figure", "write_atomic"]
+__all__ = ["before_after", "confusion_heatmap", "find_browser", "per_class_bars", "reliability_diagram", "write_figure",
+           "write_atomic"]
 INSTALL_BROWSER = (
     "install Debian's chromium package (apt-get install -y --no-install-recommends chromium), "
     "or set BROWSER_PATH to a Chrome/Chromium binary, or run `plotly_get_chrome`"

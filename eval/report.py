@@ -34,6 +34,10 @@ def write_figures(results: dict, output_dir: Path) -> list[Path]:
                                           folder / f"per_class_{name}").values()
             written += plots.write_figure(plots.confusion_heatmap(metrics, f"{title}: confusion matrix"),
                                           folder / f"confusion_{name}").values()
+            if results["runs"][name].get("calibration"):
+                written += plots.write_figure(plots.reliability_diagram(results["runs"][name]["calibration"],
+                                                                        f"{title}: reliability"),
+                                              folder / f"reliability_{name}").values()
     if {"base", "fine_tuned"} <= results["runs"].keys():
         fig = plots.before_after(results["runs"]["base"]["metrics"], results["runs"]["fine_tuned"]["metrics"])
         written += plots.write_figure(fig, folder / "before_after").values()
@@ -54,14 +58,24 @@ def render_report(results: dict, figures: list[Path], output_dir: Path) -> str:
         "| | " + " | ".join(RUN_TITLES[n] for n in names) + " |",
         "| --- |" + " ---: |" * len(names),
     ]
-    rows = [("Accuracy", lambda m: m["accuracy"]), ("Macro F1", lambda m: m["macro"]["f1"]),
-            ("Weighted F1", lambda m: m["weighted"]["f1"])]
-    rows += [(f"Accuracy, {label}", lambda m, label=label: m["per_label"][label]["accuracy"]) for label in LABELS]
-    rows += [(f"F1, {label}", lambda m, label=label: m["per_label"][label]["f1"]) for label in LABELS]
-    for title, get in rows:
-        lines.append(f"| {title} | " + " | ".join(f"{get(runs[n]['metrics']):.3f}" for n in names) + " |")
+    # (title, point value from metrics, its interval from intervals or None)
+    rows = [("Accuracy", lambda m: m["accuracy"], lambda i: i["accuracy"]),
+            ("Macro F1", lambda m: m["macro"]["f1"], lambda i: i["macro_f1"]),
+            ("Weighted F1", lambda m: m["weighted"]["f1"], lambda i: None)]
+    rows += [(f"Accuracy, {label}", lambda m, label=label: m["per_label"][label]["accuracy"],
+              lambda i, label=label: i["per_label"][label]["accuracy"]) for label in LABELS]
+    rows += [(f"F1, {label}", lambda m, label=label: m["per_label"][label]["f1"],
+              lambda i, label=label: i["per_label"][label]["f1"]) for label in LABELS]
+    for title, get, get_interval in rows:
+        cells = []
+        for n in names:
+            interval = get_interval(runs[n]["intervals"]) if runs[n].get("intervals") else None
+            cells.append(f"{get(runs[n]['metrics']):.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+                                                           if interval else ""))
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines.append("| Invalid answers | " + " | ".join(f"{runs[n]['metrics']['invalid']}" for n in names) + " |")
     lines.append("| Headlines/s | " + " | ".join(f"{runs[n]['headlines_per_second']:.1f}" for n in names) + " |")
+    lines += _uncertainty_notes(results, names)
     for name in names:
         run = runs[name]
         matrix = run["metrics"]["confusion_matrix"]
@@ -78,6 +92,31 @@ def render_report(results: dict, figures: list[Path], output_dir: Path) -> str:
             rel = path.relative_to(output_dir).as_posix()
             lines.append(f"![{path.stem}]({rel})" if path.suffix == ".png" else f"- [{path.stem}]({rel})")
     return "\n".join(lines) + "\n"
+
+
+def _uncertainty_notes(results: dict, names: list[str]) -> list[str]:
+    """How the intervals were made, the paired comparisons, and calibration."""
+    runs, lines = results["runs"], []
+    made = next((runs[n]["intervals"] for n in names if runs[n].get("intervals")), None)
+    if made:
+        lines += ["", f"Brackets: {made['level']:.0%} intervals, {made['method']} ({made['samples']} resamples, "
+                      f"seed {made['seed']})."]
+    comparisons = results.get("comparisons") or {}
+    if comparisons:
+        lines += ["", "## Paired comparisons (same headlines)", "",
+                  "| | accuracy difference | 95 % interval | only the fine-tuned right | only the other right "
+                  "| McNemar exact p |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for name, c in comparisons.items():
+            other = RUN_TITLES[name.split(" vs ")[1]]
+            lines.append(f"| fine-tuned vs {other} | {c['accuracy_difference']:+.3f} | [{c['interval'][0]:+.3f}, "
+                         f"{c['interval'][1]:+.3f}] | {c['only_a_right']} | {c['only_b_right']} | "
+                         f"{c['mcnemar_p']:.2g} |")
+    calibrated = [n for n in names if runs[n].get("calibration")]
+    if calibrated:
+        lines += ["", "## Calibration", "", "Expected calibration error of the top label's probability "
+                  f"({len(runs[calibrated[0]]['calibration']['bins'])} equal-width bins): "
+                  + "; ".join(f"{RUN_TITLES[n]} {runs[n]['calibration']['ece']:.3f}" for n in calibrated) + "."]
+    return lines
 
 
 def _data_notes(results: dict) -> list[str]:

@@ -90,3 +90,25 @@ def before_after(before: dict, after: dict, title: str = "Before and after fine-
     fig.update_layout(title=title, barmode="group", legend_title_text="Model")
     fig.update_yaxes(range=[0, 1], title_text="Score")
     return fig
+
+
+def reliability_diagram(calibration: dict, title: str = "Reliability: confidence against accuracy") -> go.Figure:
+    """The top label's probability, binned, against how often it was right; the diagonal is perfect calibration.
+
+    `calibration` is what eval/uncertainty.py's `calibration` returns (eval_results.json per run).
+    """
+    bins = [b for b in calibration["bins"] if b["n"]]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(
+        name="Accuracy", x=[(b["lower"] + b["upper"]) / 2 for b in bins], y=[b["accuracy"] for b in bins],
+        width=[b["upper"] - b["lower"] for b in bins], customdata=[[b["n"], b["confidence"]] for b in bins],
+        hovertemplate="confidence %{customdata[1]:.2f}: accuracy %{y:.2f} over %{customdata[0]} headlines"
+                      "<extra></extra>",
+    ))
+    fig.add_trace(go.Scatter(name="Perfect calibration", x=[0, 1], y=[0, 1], mode="lines",
+                             line={"dash": "dash", "color": "gray"}))
+    fig.update_layout(title=f"{title} (ECE {calibration['ece']:.3f})", xaxis_title="Confidence (top label's probability)",
+                      yaxis_title="Accuracy")
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1])
+    return fig

@@ -51,7 +51,7 @@ def test_the_card_shows_every_png_figure(evaluated):
         pytest.skip("no Chrome/Chromium here: evaluate.py wrote no PNG for the card to show")
     text = str(build_card(evaluated, "tester/finsent-tiny"))
     pngs = sorted((evaluated / "figures").glob("*.png"))
-    assert len(pngs) == 5 and all(f"](figures/{png.name})" in text for png in pngs)
+    assert len(pngs) == 7 and all(f"](figures/{png.name})" in text for png in pngs)
 
 
 def test_usage_snippet_runs_and_agrees_with_the_scorer(evaluated):

@@ -33,7 +33,8 @@ def test_parse_label(text, label):
     assert parse_label(text) == label
 
 
-FIGURES = ("per_class_base", "per_class_fine_tuned", "confusion_base", "confusion_fine_tuned", "before_after")
+FIGURES = ("per_class_base", "per_class_fine_tuned", "confusion_base", "confusion_fine_tuned", "before_after",
+           "reliability_base", "reliability_fine_tuned")
 GENERATE_HEADLINES = ["Kestrel sales up", "Norvale cuts jobs", "Ferrow Bank reports", "Tundra wins an order"]
 
 
@@ -82,8 +83,20 @@ def test_before_and_after_on_the_runs_own_test_split(trained, tmp_path):
         assert results["runs"][name]["quantization"] == {**recorded, "bnb_4bit_compute_dtype": "float32"}
         assert results["runs"][name]["precision"] == "4-bit nf4 + double quant, float32 compute"
 
+    # every number with its uncertainty: seeded bootstrap intervals around the point, paired comparisons, calibration
+    for name, run in results["runs"].items():
+        low, high = run["intervals"]["accuracy"]
+        assert low <= run["metrics"]["accuracy"] <= high and run["intervals"]["samples"] > 0, name
+    assert set(results["comparisons"]) == {"fine_tuned vs base", "fine_tuned vs baseline"}
+    versus = results["comparisons"]["fine_tuned vs base"]
+    assert 0 <= versus["mcnemar_p"] <= 1 and versus["interval"][0] <= versus["accuracy_difference"] <= versus["interval"][1]
+    assert 0 <= results["runs"]["fine_tuned"]["calibration"]["ece"] <= 1 and results["runs"]["baseline"].get("calibration") is None
+
     report = (trained / "eval_report.md").read_text()
     assert "Fine-tuned (base + adapter)" in report and "Base model (zero-shot)" in report and "TF-IDF" in report
+    assert "## Paired comparisons" in report and "## Calibration" in report and "percentile bootstrap" in report
+    low, high = results["runs"]["fine_tuned"]["intervals"]["accuracy"]
+    assert f"[{low:.3f}, {high:.3f}]" in report
     for name in FIGURES:
         html = (trained / "figures" / f"{name}.html").read_text()
         assert '"type":"bar"' in html or '"type":"heatmap"' in html

@@ -1,0 +1,119 @@
+"""How sure the numbers are: bootstrap intervals, paired comparisons, and calibration.
+
+    intervals(y_true, y_pred)                 # 95 % intervals of accuracy, macro F1, per-label accuracy and F1
+    compare(y_true, pred_a, pred_b)           # McNemar's exact test + a paired-bootstrap interval of the difference
+    calibration(y_true, probabilities)        # expected calibration error and the reliability diagram's bins
+
+The bootstrap resamples rows within each true label (the test split is balanced by design, so
+every resample is too), `samples` times from a seeded generator; intervals are percentiles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from finsent.eval.metrics import PREDICTED
+from finsent.space.classifier import LABELS
+
+SAMPLES = 2000
+SEED = 0
+LEVEL = 0.95
+BINS = 10
+
+
+def _codes(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    index = {label: i for i, label in enumerate(PREDICTED)}  # invalid is the last code: never a true label
+    return np.array([index[t] for t in y_true]), np.array([index[p] for p in y_pred])
+
+
+def _resamples(truth: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """(samples, n) row indices, drawn with replacement within each true label."""
+    rng = np.random.default_rng(seed)
+    columns = []
+    for code in np.unique(truth):
+        rows = np.flatnonzero(truth == code)
+        columns.append(rows[rng.integers(0, len(rows), size=(samples, len(rows)))])
+    return np.concatenate(columns, axis=1)
+
+
+def _scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, macro F1 and per-label accuracy/F1 of each resample: truth and pred are (samples, n)."""
+    out = {"accuracy": (truth == pred).mean(axis=1)}
+    f1s = []
+    for code, label in enumerate(LABELS):
+        tp = ((truth == code) & (pred == code)).sum(axis=1)
+        actual, predicted = (truth == code).sum(axis=1), (pred == code).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"accuracy_{label}"] = np.where(actual > 0, tp / np.maximum(actual, 1), 0.0)
+            f1 = np.where(actual + predicted > 0, 2 * tp / np.maximum(actual + predicted, 1), 0.0)
+        out[f"f1_{label}"] = f1
+        f1s.append(f1)
+    out["macro_f1"] = np.mean(f1s, axis=0)
+    return out
+
+
+def _interval(values: np.ndarray, level: float) -> list[float]:
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def intervals(y_true, y_pred, *, samples: int = SAMPLES, seed: int = SEED, level: float = LEVEL) -> dict:
+    """Percentile bootstrap intervals: {"samples", "seed", "level", "accuracy": [low, high], "macro_f1": [...],
+    "per_label": {label: {"accuracy": [...], "f1": [...]}}}."""
+    truth, pred = _codes(y_true, y_pred)
+    rows = _resamples(truth, samples, seed)
+    scores = _scores(truth[rows], pred[rows])
+    return {
+        "samples": samples, "seed": seed, "level": level, "method": "percentile bootstrap, rows resampled per label",
+        "accuracy": _interval(scores["accuracy"], level),
+        "macro_f1": _interval(scores["macro_f1"], level),
+        "per_label": {label: {"accuracy": _interval(scores[f"accuracy_{label}"], level),
+                              "f1": _interval(scores[f"f1_{label}"], level)} for label in LABELS},
+    }
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs (binomial test of a_only vs b_only at 1/2)."""
+    from scipy.stats import binomtest
+
+    n = a_only + b_only
+    return 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
+
+
+def compare(y_true, pred_a, pred_b, *, samples: int = SAMPLES, seed: int = SEED, level: float = LEVEL) -> dict:
+    """A against B on the same rows: accuracy difference with a paired-bootstrap interval, McNemar's exact p."""
+    truth, a = _codes(y_true, pred_a)
+    _, b = _codes(y_true, pred_b)
+    right_a, right_b = truth == a, truth == b
+    rows = _resamples(truth, samples, seed)
+    differences = right_a[rows].mean(axis=1) - right_b[rows].mean(axis=1)
+    a_only, b_only = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    return {
+        "accuracy_difference": float(right_a.mean() - right_b.mean()),
+        "interval": _interval(differences, level),
+        "only_a_right": a_only, "only_b_right": b_only,
+        "mcnemar_p": mcnemar_exact(a_only, b_only),
+        "samples": samples, "seed": seed, "level": level,
+    }
+
+
+def calibration(y_true, probabilities, *, bins: int = BINS) -> dict:
+    """Expected calibration error of the top label's probability, over `bins` equal-width bins, and the bins."""
+    probs = np.asarray(probabilities, dtype=float)
+    truth = np.array([LABELS.index(t) for t in y_true])
+    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
+    correct = predicted == truth
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    table, ece = [], 0.0
+    for i in range(bins):
+        inside = which == i
+        n = int(inside.sum())
+        if n:
+            gap = abs(correct[inside].mean() - confidence[inside].mean())
+            ece += n / len(truth) * gap
+        table.append({"lower": float(edges[i]), "upper": float(edges[i + 1]), "n": n,
+                      "confidence": float(confidence[inside].mean()) if n else None,
+                      "accuracy": float(correct[inside].mean()) if n else None})
+    return {"ece": float(ece), "bins": table}
