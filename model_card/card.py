@@ -148,8 +148,10 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         model_name=repo_id,
         eval_results=eval_results(results, dataset),
     )
-    runs = [{"title": RUN_TITLES[name], "scores": _summary(results["runs"][name]["metrics"])}
+    runs = [{"title": RUN_TITLES[name], "scores": _summary(results["runs"][name]["metrics"]),
+             "intervals": _summary_intervals(results["runs"][name].get("intervals"))}
             for name in ("base", "fine_tuned", "baseline") if name in results["runs"]]
+    shown = results["runs"].get("fine_tuned") or results["runs"]["base"]
     metrics = {name: run_["metrics"] for name, run_ in results["runs"].items()}
     split = run["split"] or {"seed": "?", "counts": {}, "conflicting_texts_dropped": {"texts": 0},
                              "duplicate_rows_removed": 0}
@@ -191,6 +193,11 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         labels=list(LABELS),
         hyperparameters=hyperparameters(run),
         runs=runs,
+        interval=_summary_intervals(shown.get("intervals")),
+        interval_method=shown.get("intervals"),
+        comparisons=[{"other": RUN_TITLES[name.split(" vs ")[1]], **c}
+                     for name, c in (results.get("comparisons") or {}).items()],
+        calibration=shown.get("calibration"),
         summary_rows=[("Accuracy", "accuracy"), ("Macro F1", "macro_f1")]
         + [(f"Accuracy, {label}", f"accuracy_{label}") for label in LABELS]
         + [(f"F1, {label}", f"f1_{label}") for label in LABELS],
@@ -203,6 +210,17 @@ def _summary(metrics: dict) -> dict[str, float]:
     for label in LABELS:
         values[f"accuracy_{label}"] = metrics["per_label"][label]["accuracy"]
         values[f"f1_{label}"] = metrics["per_label"][label]["f1"]
+    return values
+
+
+def _summary_intervals(intervals: dict | None) -> dict[str, list[float]] | None:
+    """The bootstrap intervals under _summary's keys (eval/uncertainty.py); None for results without them."""
+    if not intervals:
+        return None
+    values = {"accuracy": intervals["accuracy"], "macro_f1": intervals["macro_f1"]}
+    for label in LABELS:
+        values[f"accuracy_{label}"] = intervals["per_label"][label]["accuracy"]
+        values[f"f1_{label}"] = intervals["per_label"][label]["f1"]
     return values
 
 

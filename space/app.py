@@ -268,7 +268,9 @@ class Service:
             return "\n".join(lines + ["", "No evaluation results travel with this model."]), None
         run = results["runs"].get("fine_tuned") or results["runs"]["base"]
         metrics = run["metrics"]
-        lines += ["", f"**Test accuracy:** {metrics['accuracy']:.1%} on {results['rows']} headlines "
+        interval = (run.get("intervals") or {}).get("accuracy")
+        spread = f" (95 % interval {interval[0]:.1%}–{interval[1]:.1%})" if interval else ""
+        lines += ["", f"**Test accuracy:** {metrics['accuracy']:.1%}{spread} on {results['rows']} headlines "
                       f"(macro F1 {metrics['macro']['f1']:.3f})" + _before(results) + "."]
         return "\n".join(lines), figures.confusion_heatmap(metrics, "Confusion matrix on the test split")
 

@@ -42,6 +42,11 @@ def test_card_body_holds_results_prompt_figures_and_licence(evaluated):
     accuracy = results["runs"]["fine_tuned"]["metrics"]["accuracy"]
     assert f"{accuracy:.3f}" in text and "Base model (zero-shot)" in text and "TF-IDF" in text
     assert "[{text}] =" in text and "CC BY-NC-SA 3.0" in text and "malo2014good" in text
+    low, high = results["runs"]["fine_tuned"]["intervals"]["accuracy"]
+    assert f"{accuracy:.3f} [{low:.3f}, {high:.3f}]" in text  # the body shows intervals; model-index keeps points
+    assert f"{low * 100:.1f}–{high * 100:.1f} %" in text
+    p = results["comparisons"]["fine_tuned vs base"]["mcnemar_p"]
+    assert f"McNemar's exact test p = {p:.2g}" in text and "expected calibration error" in text
 
 
 def test_the_card_shows_every_png_figure(evaluated):

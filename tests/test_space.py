@@ -151,6 +151,8 @@ def test_eval_results_are_read_once_per_service_not_per_page_view(tiny_phi, eval
     for _ in range(3):  # three page views
         text, figure = service.about()
     assert len(reads) == 1 and "Test accuracy" in text and figure is not None
+    low, high = json.loads((evaluated / "eval_results.json").read_text())["runs"]["fine_tuned"]["intervals"]["accuracy"]
+    assert f"(95 % interval {low:.1%}–{high:.1%})" in text
 
 
 def test_result_csvs_live_in_the_services_folder_and_old_ones_go(tmp_path, monkeypatch):
