@@ -75,6 +75,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="report the scores a data set with this label mix would get (a labelled file, whose "
                         "label counts give it, or shares): each label's rows are weighted to its share; the "
                         "labels are then decided for that mix too, unless --label_prior says otherwise")
+    parser.add_argument("--compare", metavar="OTHER",
+                        help="another evaluation of the same test file (its folder or eval_results.json): a paired "
+                        "comparison of this adapter with its fine-tuned model (McNemar's exact test, bootstrap interval)")
     parser.add_argument("--exclude_training_texts", action="store_true",
                         help="leave out rows whose text is in the adapter's train or eval split")
     parser.add_argument("--skip_malformed", action="store_true",
@@ -146,6 +149,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
     import torch
 
+    other_run = compared_predictions(args.compare, data_sha256, len(texts)) if args.compare else None
     # The base as the adapter trained on it, for both runs: before and after differ by the adapter alone.
     quantization = choose_quantization(args.load_in_4bit, read_info(args.adapter) if args.adapter else {},
                                        cuda=torch.cuda.is_available())
@@ -161,6 +165,11 @@ def evaluate(args: argparse.Namespace) -> dict:
         runs["baseline"], predictions["baseline"] = baseline_run(train_rows, train_source, table, mix)
     comparisons = {f"fine_tuned vs {other}": uncertainty.compare(truth, predictions["fine_tuned"], predictions[other])
                    for other in ("base", "baseline") if "fine_tuned" in predictions and other in predictions}
+    if other_run:
+        ours = predictions.get("fine_tuned") or predictions["base"]
+        comparisons[f"fine_tuned vs {args.compare}"] = uncertainty.compare(truth, ours, other_run)
+    for name, run in runs.items():  # per row, in the data's order: what --compare pairs up later (labels, no text)
+        run["predictions"] = predictions[name]
 
     results = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -191,6 +200,22 @@ def evaluate(args: argparse.Namespace) -> dict:
     summary = ", ".join(f"{name} {run['metrics']['accuracy']:.3f}" for name, run in runs.items())
     logger.info("accuracy: %s; results in %s", summary, output_dir / report.RESULTS_FILE)
     return results
+
+
+def compared_predictions(other: str, data_sha256: str | None, rows: int) -> list[str]:
+    """The predictions of another evaluation on the same rows: its fine-tuned model's, else its base's."""
+    path = Path(other) / report.RESULTS_FILE if Path(other).is_dir() else Path(other)
+    if not path.is_file():
+        raise UsageError(f"--compare {other}: no {report.RESULTS_FILE} there; evaluate that adapter first")
+    results = json.loads(path.read_text())
+    if results.get("data_sha256") != data_sha256 or results.get("rows") != rows:
+        raise UsageError(f"--compare {other}: it was evaluated on other rows ({results.get('rows')} rows of "
+                         f"{results.get('data_file')}); evaluate both on the same test file")
+    run = results["runs"].get("fine_tuned") or results["runs"].get("base") or {}
+    if "predictions" not in run:
+        raise UsageError(f"--compare {other}: its results hold no per-row predictions (evaluated before finsent "
+                         "kept them); evaluate it again")
+    return run["predictions"]
 
 
 def write_card(run_dir: Path) -> None:

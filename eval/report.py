@@ -18,6 +18,11 @@ RUN_TITLES = {"base": "Base model (zero-shot)", "fine_tuned": "Fine-tuned (base 
               "baseline": "TF-IDF + logistic regression"}
 
 
+def title_of(run: str) -> str:
+    """A run's title, or an other evaluation's path (--compare) in code style."""
+    return RUN_TITLES.get(run, f"`{run}`")
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     plots.write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
@@ -107,7 +112,7 @@ def _uncertainty_notes(results: dict, names: list[str]) -> list[str]:
                   "| | accuracy difference | 95 % interval | only the fine-tuned right | only the other right "
                   "| McNemar exact p |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for name, c in comparisons.items():
-            other = RUN_TITLES[name.split(" vs ")[1]]
+            other = title_of(name.split(" vs ", 1)[1])
             lines.append(f"| fine-tuned vs {other} | {c['accuracy_difference']:+.3f} | [{c['interval'][0]:+.3f}, "
                          f"{c['interval'][1]:+.3f}] | {c['only_a_right']} | {c['only_b_right']} | "
                          f"{c['mcnemar_p']:.2g} |")

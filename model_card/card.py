@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES
+from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES, title_of
 from finsent.space import embedded
 from finsent.space.adapter_info import INFO_FILE, read_info
 from finsent.space.classifier import LABELS, PROMPT_TEMPLATE, prior_shift
@@ -195,7 +195,7 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         runs=runs,
         interval=_summary_intervals(shown.get("intervals")),
         interval_method=shown.get("intervals"),
-        comparisons=[{"other": RUN_TITLES[name.split(" vs ")[1]], **c}
+        comparisons=[{"other": title_of(name.split(" vs ", 1)[1]), **c}
                      for name, c in (results.get("comparisons") or {}).items()],
         calibration=shown.get("calibration"),
         summary_rows=[("Accuracy", "accuracy"), ("Macro F1", "macro_f1")]

@@ -199,3 +199,25 @@ def test_validate_scores_every_checkpoint_on_the_eval_split_under_both_priors(tr
     assert all(0 <= row["accuracy"] <= 1 and set(row["recall"]) == set(LABELS) for row in rows)
     assert "(n=12)" in capsys.readouterr().out  # 4 eval rows per label
     assert validate.main([str(tmp_path)]) == 2  # not a run folder: one line
+
+
+def test_compare_two_evaluations_of_the_same_test_file(trained, evaluated, tmp_path, capsys):
+    run = Path(shutil.copytree(trained, tmp_path / "again"))
+    (run / "eval_results.json").unlink(missing_ok=True)
+    assert evaluate_script.main(["--adapter", str(run), "--dtype", "float32", "--compare", str(evaluated)]) == 0
+    results = json.loads((run / "eval_results.json").read_text())
+    ours = results["runs"]["fine_tuned"]["predictions"]
+    theirs = json.loads((evaluated / "eval_results.json").read_text())["runs"]["fine_tuned"]["predictions"]
+    assert len(ours) == results["rows"] == 30 and set(ours) <= set(LABELS)
+    right = [p == t for p, t in zip(ours, pd.read_csv(run / "split" / "test.csv")["sentiment"], strict=True)]
+    assert sum(right) / 30 == pytest.approx(results["runs"]["fine_tuned"]["metrics"]["accuracy"])  # in row order
+    # the same adapter, settings and rows: the same predictions, so nothing differs and McNemar says p = 1
+    paired = results["comparisons"][f"fine_tuned vs {evaluated}"]
+    assert ours == theirs and paired["only_a_right"] == paired["only_b_right"] == 0 and paired["mcnemar_p"] == 1.0
+    assert paired["accuracy_difference"] == 0
+    assert f"fine-tuned vs `{evaluated}`" in (run / "eval_report.md").read_text()
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"data_sha256": "0" * 64, "rows": 30, "data_file": "elsewhere.csv", "runs": {}}))
+    assert evaluate_script.main(["--adapter", str(run), "--compare", str(other), "--output_dir", str(tmp_path / "o")]) == 2
+    assert "evaluated on other rows" in capsys.readouterr().err and not (tmp_path / "o").exists()
