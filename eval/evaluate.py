@@ -75,6 +75,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="report the scores a data set with this label mix would get (a labelled file, whose "
                         "label counts give it, or shares): each label's rows are weighted to its share; the "
                         "labels are then decided for that mix too, unless --label_prior says otherwise")
+    parser.add_argument("--error_examples", type=int, default=10, metavar="N",
+                        help="score mode: the N most confident mistakes per true label, with their text, in "
+                        "eval_report.md (push.py leaves them out unless --include-texts; 0: none)")
     parser.add_argument("--compare", metavar="OTHER",
                         help="another evaluation of the same test file (its folder or eval_results.json): a paired "
                         "comparison of this adapter with its fine-tuned model (McNemar's exact test, bootstrap interval)")
@@ -153,13 +156,13 @@ def evaluate(args: argparse.Namespace) -> dict:
     # The base as the adapter trained on it, for both runs: before and after differ by the adapter alone.
     quantization = choose_quantization(args.load_in_4bit, read_info(args.adapter) if args.adapter else {},
                                        cuda=torch.cuda.is_available())
-    runs, predictions = {}, {}
+    runs, predictions, probabilities = {}, {}, {}
     if not args.adapter or not args.skip_base:
-        runs["base"], predictions["base"] = predict_run(args, base_model, None, texts, truth, prior, mix,
-                                                        quantization)
+        runs["base"], predictions["base"], probabilities["base"] = predict_run(
+            args, base_model, None, texts, truth, prior, mix, quantization)
     if args.adapter:
-        runs["fine_tuned"], predictions["fine_tuned"] = predict_run(args, base_model, args.adapter, texts, truth,
-                                                                    prior, mix, quantization)
+        runs["fine_tuned"], predictions["fine_tuned"], probabilities["fine_tuned"] = predict_run(
+            args, base_model, args.adapter, texts, truth, prior, mix, quantization)
     train_rows, train_source = baseline_training_rows(args, data_file, splits)
     if train_rows is not None:
         runs["baseline"], predictions["baseline"] = baseline_run(train_rows, train_source, table, mix)
@@ -170,6 +173,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         comparisons[f"fine_tuned vs {args.compare}"] = uncertainty.compare(truth, ours, other_run)
     for name, run in runs.items():  # per row, in the data's order: what --compare pairs up later (labels, no text)
         run["predictions"] = predictions[name]
+    shown = "fine_tuned" if "fine_tuned" in probabilities else "base"
+    mistakes = worst_mistakes(texts, truth, predictions[shown], probabilities[shown], args.error_examples) \
+        if probabilities.get(shown) is not None and args.error_examples else None
 
     results = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -191,7 +197,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     figures = report.write_figures(results, output_dir)
     report.write_text_atomic(output_dir / report.RESULTS_FILE, json.dumps(results, indent=2) + "\n")
-    report.write_text_atomic(output_dir / report.REPORT_FILE, report.render_report(results, figures, output_dir))
+    report.write_text_atomic(output_dir / report.REPORT_FILE,
+                             report.render_report(results, figures, output_dir, mistakes and (shown, mistakes)))
     if adapter_dir is not None and output_dir == adapter_dir:
         logged = report.log_to_tensorboard(results, adapter_dir)
         if logged:
@@ -282,7 +289,17 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         # row-resampling intervals hold for the rows as scored, not for a reweighted label mix
         "intervals": None if mix else uncertainty.intervals(truth, predictions),
         "calibration": uncertainty.calibration(truth, probs) if probs is not None else None,
-    }, predictions
+    }, predictions, probs
+
+
+def worst_mistakes(texts, truth, predictions, probs, per_label: int) -> dict[str, list[tuple]]:
+    """{true label: [(text, prediction, its probability)]}: the `per_label` most confident wrong answers."""
+    worst = {}
+    for label in LABELS:
+        wrong = [i for i, (t, p) in enumerate(zip(truth, predictions, strict=True)) if t == label and p != t]
+        wrong.sort(key=lambda i: -probs[i].max())
+        worst[label] = [(texts[i], predictions[i], float(probs[i].max())) for i in wrong[:per_label]]
+    return worst
 
 
 def parse_mix(text: str) -> dict[str, float]:

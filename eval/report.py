@@ -49,7 +49,22 @@ def write_figures(results: dict, output_dir: Path) -> list[Path]:
     return written
 
 
-def render_report(results: dict, figures: list[Path], output_dir: Path) -> str:
+# The report's one section that quotes test texts (data under its own licence): push.py cuts it out by default.
+TEXTS_BEGIN = "<!-- test texts: left out of a Hub push unless push.py --include-texts -->"
+TEXTS_END = "<!-- end of test texts -->"
+
+
+def without_texts(report: str) -> str:
+    """The report without its section of test texts."""
+    while TEXTS_BEGIN in report and TEXTS_END in report:
+        begin, end = report.index(TEXTS_BEGIN), report.index(TEXTS_END) + len(TEXTS_END)
+        report = report[:begin].rstrip("\n") + "\n" + report[end:].lstrip("\n")
+    return report
+
+
+def render_report(results: dict, figures: list[Path], output_dir: Path, mistakes=None) -> str:
+    """The Markdown report; `mistakes` = (run name, {true label: [(text, prediction, probability)]}) adds a
+    section of the most confident wrong answers, between TEXTS_BEGIN and TEXTS_END."""
     runs = results["runs"]
     names = [n for n in ("base", "fine_tuned", "baseline") if n in runs]
     lines = [
@@ -90,6 +105,15 @@ def render_report(results: dict, figures: list[Path], output_dir: Path) -> str:
                   "| --- |" + " ---: |" * len(matrix["predicted"])]
         lines += [f"| {label} | " + " | ".join(map(str, row)) + " |"
                   for label, row in zip(matrix["labels"], matrix["matrix"], strict=True)]
+    if mistakes:
+        name, worst = mistakes
+        lines += ["", TEXTS_BEGIN, "", f"## Most confident mistakes: {RUN_TITLES[name]}", "",
+                  "The wrong answers it gave with the highest probability, per true label (test texts quoted).", ""]
+        for label, rows in worst.items():
+            lines += [f"### True label: {label}", "", "| headline | predicted | probability |", "| --- | --- | ---: |"]
+            lines += [f"| {text.replace('|', '&#124;')} | {predicted} | {prob:.3f} |" for text, predicted, prob in rows]
+            lines += [""] if rows else ["None.", ""]
+        lines += [TEXTS_END]
     pictures = [p for p in figures if p.suffix == ".png"] or [p for p in figures if p.suffix == ".html"]
     if pictures:
         lines += ["", "## Figures", ""]

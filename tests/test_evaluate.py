@@ -221,3 +221,22 @@ def test_compare_two_evaluations_of_the_same_test_file(trained, evaluated, tmp_p
     other.write_text(json.dumps({"data_sha256": "0" * 64, "rows": 30, "data_file": "elsewhere.csv", "runs": {}}))
     assert evaluate_script.main(["--adapter", str(run), "--compare", str(other), "--output_dir", str(tmp_path / "o")]) == 2
     assert "evaluated on other rows" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_the_report_lists_the_most_confident_mistakes_with_their_text(evaluated):
+    from finsent.eval.report import TEXTS_BEGIN, TEXTS_END, without_texts
+
+    report = (evaluated / "eval_report.md").read_text()
+    section = report[report.index(TEXTS_BEGIN):report.index(TEXTS_END)]
+    test = pd.read_csv(evaluated / "split" / "test.csv")
+    truth = dict(zip(test["text"], test["sentiment"], strict=True))
+    for label in LABELS:
+        block = section.split(f"### True label: {label}")[1].split("###")[0]
+        rows = [line.split(" | ") for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
+        probabilities = [float(row[-1].rstrip(" |")) for row in rows]
+        assert probabilities == sorted(probabilities, reverse=True) and len(rows) <= 10
+        for row in rows:  # a real test headline of this label, answered wrongly
+            text, predicted = row[0].removeprefix("| "), row[1]
+            assert truth[text] == label and predicted != label and predicted in LABELS
+    assert any(text in section for text in test["text"])
+    assert not any(text in without_texts(report) for text in test["text"])  # what push.py uploads by default

@@ -45,6 +45,19 @@ def test_push_then_download_gives_the_same_predictions(local_hub, evaluated, tmp
     assert all(TOKEN.encode() not in content for content in local_hub.files(REPO_ID).values())
 
 
+def test_test_texts_stay_home_unless_asked_for(local_hub, evaluated):
+    """The report's most confident mistakes quote test texts (the data's licence): not pushed by default."""
+    import pandas as pd
+
+    texts = pd.read_csv(evaluated / "split" / "test.csv")["text"]
+    assert any(text in (evaluated / "eval_report.md").read_text() for text in texts)  # they are in the local report
+    assert push_script.main(["--adapter", str(evaluated), "--repo-id", REPO_ID]) == 0
+    pushed = b"".join(local_hub.files(REPO_ID).values()).decode("utf-8", "replace")
+    assert not any(text in pushed for text in texts) and "Most confident mistakes" not in pushed
+    assert push_script.main(["--adapter", str(evaluated), "--repo-id", REPO_ID, "--include-texts"]) == 0
+    assert "Most confident mistakes" in local_hub.files(REPO_ID)["eval_report.md"].decode()
+
+
 def base_model(run):
     return json.loads((run / "adapter_config.json").read_text())["base_model_name_or_path"]
 

@@ -68,7 +68,8 @@ def export(args: argparse.Namespace) -> Path:
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run / name, tmp / name)
         cast_weights(run / WEIGHTS, tmp / WEIGHTS, args.dtype)
-        evaluate.evaluate(evaluate.make_parser().parse_args(["--adapter", str(tmp)]))
+        # no quoted test texts: this folder ships (the default adapter) and the data keeps its own licence
+        evaluate.evaluate(evaluate.make_parser().parse_args(["--adapter", str(tmp), "--error_examples", "0"]))
         for name in ("eval_results.json", "eval_report.md"):  # name the folder it lives in from now on
             path = tmp / name
             path.write_text(path.read_text().replace(str(tmp), str(target)))

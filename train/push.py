@@ -18,6 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
+from finsent.eval.report import REPORT_FILE, without_texts
 from finsent.model_card.card import card_from_run, read_run
 from finsent.train.data import UsageError
 
@@ -42,16 +43,23 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--private", action="store_true", help="create the repository private")
     parser.add_argument("--dry-run", action="store_true", help="print what would be uploaded and where; upload nothing")
     parser.add_argument("--space-id", help="also push space/ as a Gradio Space USER/NAME that loads this adapter")
+    parser.add_argument("--include-texts", action="store_true", help="also upload the report's most confident "
+                        "mistakes, which quote test texts (the data's licence applies); left out by default")
     return parser
 
 
-def files_to_publish(run_dir: Path) -> dict[str, Path]:
-    """{path in the repo: local file} of everything a published run holds."""
-    found = {}
+def files_to_publish(run_dir: Path, include_texts: bool = False) -> dict[str, Path | bytes]:
+    """{path in the repo: local file, or the bytes to upload} of everything a published run holds.
+
+    The report's section quoting test texts (data under its own licence) is cut unless `include_texts`.
+    """
+    found: dict[str, Path | bytes] = {}
     for pattern in PUBLISHED:
         for path in sorted(run_dir.glob(pattern)):
             if path.is_file():
                 found[path.relative_to(run_dir).as_posix()] = path
+    if not include_texts and REPORT_FILE in found:
+        found[REPORT_FILE] = without_texts(found[REPORT_FILE].read_text()).encode()
     return found
 
 
@@ -75,13 +83,13 @@ def push(args: argparse.Namespace) -> str | None:
                          "eval/evaluate.py, then push the folder they wrote")
     run = read_run(run_dir)  # every required file is there, or one line says which is missing
     card = str(card_from_run(run, args.repo_id))
-    files = files_to_publish(run_dir)
+    files = files_to_publish(run_dir, args.include_texts)
     where = f"{constants.ENDPOINT}/{args.repo_id}"
     if args.dry_run:
         print(f"dry run: would upload to {where} ({'private' if args.private else 'public'}), in one commit:")
         print(f"  README.md  (model card, {len(card.encode())} bytes)")
         for name, path in files.items():
-            print(f"  {name}  ({path.stat().st_size} bytes)")
+            print(f"  {name}  ({len(path) if isinstance(path, bytes) else path.stat().st_size} bytes)")
         print("  and delete any other file an earlier push left there (but .gitattributes)")
         if args.space_id:
             front, variables, advice = space_settings(args.repo_id, run)
@@ -118,7 +126,7 @@ def authenticate(api) -> str:
     return token
 
 
-def commit_run(api, token: str, repo_id: str, private: bool, card: str, files: dict[str, Path]) -> str:
+def commit_run(api, token: str, repo_id: str, private: bool, card: str, files: dict[str, Path | bytes]) -> str:
     """Create the repo if needed, then one commit: the run's files added, stale ones deleted."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
@@ -126,7 +134,8 @@ def commit_run(api, token: str, repo_id: str, private: bool, card: str, files: d
         api.create_repo(repo_id, private=private, exist_ok=True, token=token)
         remote = set(api.list_repo_files(repo_id, token=token))
         operations = [CommitOperationAdd("README.md", card.encode())]
-        operations += [CommitOperationAdd(name, str(path)) for name, path in files.items()]
+        operations += [CommitOperationAdd(name, path if isinstance(path, bytes) else str(path))
+                       for name, path in files.items()]
         stale = sorted(remote - set(files) - {"README.md"} - KEEP_REMOTE)
         operations += [CommitOperationDelete(name) for name in stale]
         info = api.create_commit(repo_id, operations, commit_message="Upload finsent adapter, card and results",
