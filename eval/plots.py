@@ -20,50 +20,62 @@ from collections.abc import Callable
 from pathlib import Path
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from finsent.space.figures import before_after, confusion_heatmap, per_class_bars, reliability_diagram
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["before_after", "confusion_heatmap", "find_browser", "per_class_bars", "reliability_diagram", "write_figure",
-           "write_atomic"]
+           "write_figures", "write_atomic"]
 INSTALL_BROWSER = (
     "install Debian's chromium package (apt-get install -y --no-install-recommends chromium), "
     "or set BROWSER_PATH to a Chrome/Chromium binary, or run `plotly_get_chrome`"
 )
 
 
-def write_figure(fig: go.Figure, path_stem: Path) -> dict[str, Path]:
-    """Write `path_stem`.html and, where a browser is available, `path_stem`.png; return what was written.
+PLOTLY_JS = "plotly.min.js"  # written once per figures folder; every HTML figure there loads it
 
-    The HTML loads plotly.js from its CDN (`include_plotlyjs="cdn"`): a few KB instead of
-    ~4.6 MB self-contained, but it needs the internet to display. The PNG is written under
-    a temporary name and renamed, so a failed export never leaves a partial file; when
-    export fails, one warning says why and how to fix it, and a PNG left by an earlier
-    run is removed so it cannot be mistaken for this figure.
+
+def write_figures(figures: dict[Path, go.Figure]) -> list[Path]:
+    """Write `stem`.html for each {stem: figure} and, where a browser is available, every `stem`.png; return them.
+
+    The HTML loads plotly.js from one `plotly.min.js` beside it (`include_plotlyjs="directory"`), so it
+    opens offline, at a few KB a figure. The PNGs go through one browser session (kaleido's batch
+    export, `plotly.io.write_images`), not one per figure, each under a temporary name renamed when
+    all are done, so a failed export leaves no partial file: then one warning says why and how to
+    fix it, and PNGs left by an earlier run are removed so they cannot be mistaken for these.
     """
-    path_stem = Path(path_stem)
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    html = path_stem.with_name(path_stem.name + ".html")
-    png = path_stem.with_name(path_stem.name + ".png")
-    write_atomic(html, lambda tmp: fig.write_html(tmp, include_plotlyjs="cdn"))
-    written = {"html": html}
+    stems = {Path(stem): fig for stem, fig in figures.items()}
+    written = []
+    for stem, fig in stems.items():
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        html = stem.with_name(stem.name + ".html")
+        write_atomic(html, lambda tmp, fig=fig: fig.write_html(tmp, include_plotlyjs="directory"))
+        written.append(html)
+    pngs = [stem.with_name(stem.name + ".png") for stem in stems]
+    parts = [png.with_name(f".{png.name}.{os.getpid()}.part") for png in pngs]
     try:
-        write_atomic(png, lambda tmp: fig.write_image(tmp, format="png"))
-    except Exception as e:  # whatever stops the optional PNG, the HTML stands
-        stale = png.exists()
-        png.unlink(missing_ok=True)
-        logger.warning(
-            "%s not written (%s); %s%s",
-            png,
-            _first_line(e),
-            _fix(),
-            f"; removed the stale {png.name} of an earlier run" if stale else "",
-        )
-    else:
-        written["png"] = png
-    logger.info("wrote %s", ", ".join(str(path) for path in written.values()))
+        pio.write_images(list(stems.values()), parts, format="png")
+        for part, png in zip(parts, pngs, strict=True):
+            part.replace(png)
+        written += pngs
+    except Exception as e:  # whatever stops the optional PNGs, the HTML stands
+        stale = [png.name for png in pngs if png.exists()]
+        for png in pngs:
+            png.unlink(missing_ok=True)
+        logger.warning("%d PNG figure(s) not written (%s); %s%s", len(pngs), _first_line(e), _fix(),
+                       f"; removed the stale {', '.join(stale)} of an earlier run" if stale else "")
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+    logger.info("wrote %s", ", ".join(str(path) for path in written))
     return written
+
+
+def write_figure(fig: go.Figure, path_stem: Path) -> dict[str, Path]:
+    """One figure: {"html": path, "png": path (where a browser is available)}; see write_figures."""
+    return {path.suffix[1:]: path for path in write_figures({Path(path_stem): fig})}
 
 
 def find_browser() -> str | None:

@@ -27,26 +27,27 @@ def write_text_atomic(path: Path, text: str) -> None:
     plots.write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_figures(results: dict, output_dir: Path) -> list[Path]:
-    """Per-class bars and a confusion matrix for each run, and before/after when both ran."""
-    folder = output_dir / FIGURES_DIR
-    written = []
+def evaluation_figures(results: dict, output_dir: Path) -> dict[Path, object]:
+    """{path stem: figure}: per-class bars, a confusion matrix and (score mode) a reliability diagram for each run,
+    and before/after when both ran."""
+    folder, figures = output_dir / FIGURES_DIR, {}
     for name in ("base", "fine_tuned"):
         if name in results["runs"]:
-            metrics = results["runs"][name]["metrics"]
-            title = RUN_TITLES[name]
-            written += plots.write_figure(plots.per_class_bars(metrics, f"{title}: precision, recall, F1"),
-                                          folder / f"per_class_{name}").values()
-            written += plots.write_figure(plots.confusion_heatmap(metrics, f"{title}: confusion matrix"),
-                                          folder / f"confusion_{name}").values()
-            if results["runs"][name].get("calibration"):
-                written += plots.write_figure(plots.reliability_diagram(results["runs"][name]["calibration"],
-                                                                        f"{title}: reliability"),
-                                              folder / f"reliability_{name}").values()
+            run, title = results["runs"][name], RUN_TITLES[name]
+            figures[folder / f"per_class_{name}"] = plots.per_class_bars(run["metrics"], f"{title}: precision, recall, F1")
+            figures[folder / f"confusion_{name}"] = plots.confusion_heatmap(run["metrics"], f"{title}: confusion matrix")
+            if run.get("calibration"):
+                figures[folder / f"reliability_{name}"] = plots.reliability_diagram(run["calibration"],
+                                                                                    f"{title}: reliability")
     if {"base", "fine_tuned"} <= results["runs"].keys():
-        fig = plots.before_after(results["runs"]["base"]["metrics"], results["runs"]["fine_tuned"]["metrics"])
-        written += plots.write_figure(fig, folder / "before_after").values()
-    return written
+        figures[folder / "before_after"] = plots.before_after(results["runs"]["base"]["metrics"],
+                                                              results["runs"]["fine_tuned"]["metrics"])
+    return figures
+
+
+def write_figures(results: dict, output_dir: Path) -> list[Path]:
+    """Every evaluation figure as HTML (plotly.js once, beside them) and PNG (one browser session for all)."""
+    return plots.write_figures(evaluation_figures(results, output_dir))
 
 
 # The report's one section that quotes test texts (data under its own licence): push.py cuts it out by default.

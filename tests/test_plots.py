@@ -61,7 +61,9 @@ def test_write_figure_writes_html_and_png(tmp_path):
     html = (tmp_path / "figures" / "per_class.html").read_text()
     assert written["html"] == tmp_path / "figures" / "per_class.html"
     assert all(f'"{label}"' in html for label in LABELS) and "0.6666666666666666" in html  # neutral's precision
-    assert "cdn.plot.ly" in html and len(html) < 100_000  # plotly.js from its CDN, not 4.6 MB inline
+    # plotly.js once, beside the figures: the HTML opens offline and stays small
+    assert '<script charset="utf-8" src="plotly.min.js"></script>' in html and len(html) < 100_000
+    assert "cdn.plot.ly" not in html and (tmp_path / "figures" / "plotly.min.js").stat().st_size > 1_000_000
 
     browser = find_browser()
     if browser is None:
@@ -70,7 +72,8 @@ def test_write_figure_writes_html_and_png(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"  # the PNG signature
     length, chunk, width, height = struct.unpack(">I4sII", png[8:24])  # the first chunk is IHDR
     assert (length, chunk) == (13, b"IHDR") and width > 0 and height > 0
-    assert sorted(path.name for path in (tmp_path / "figures").iterdir()) == ["per_class.html", "per_class.png"]
+    assert sorted(path.name for path in (tmp_path / "figures").iterdir()) == ["per_class.html", "per_class.png",
+                                                                             "plotly.min.js"]
 
 
 def test_failed_png_export_keeps_html_and_leaves_no_png(tmp_path, monkeypatch, caplog):
@@ -78,12 +81,12 @@ def test_failed_png_export_keeps_html_and_leaves_no_png(tmp_path, monkeypatch, c
     stem = tmp_path / "per_class"
     stem.with_suffix(".png").write_bytes(b"an old run's figure")
 
-    def half_write(file, **kwargs):
-        with open(file, "wb") as f:
+    def half_write(figs, files, **kwargs):
+        with open(files[0], "wb") as f:
             f.write(b"\x89PNG\r\n\x1a\n")  # a partial file before the failure
         raise RuntimeError("export went wrong\nsecond line of the error")
 
-    monkeypatch.setattr(fig, "write_image", half_write)
+    monkeypatch.setattr(plots.pio, "write_images", half_write)
     monkeypatch.setattr(plots, "find_browser", lambda: None)  # the advice for a machine without a browser
     monkeypatch.delenv("BROWSER_PATH", raising=False)
     with caplog.at_level(logging.INFO):
@@ -91,7 +94,7 @@ def test_failed_png_export_keeps_html_and_leaves_no_png(tmp_path, monkeypatch, c
 
     assert written == {"html": tmp_path / "per_class.html"}
     assert f'"{NEG}"' in written["html"].read_text()
-    assert [path.name for path in tmp_path.iterdir()] == ["per_class.html"]  # no PNG, old or partial
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["per_class.html", "plotly.min.js"]  # no PNG
     (warning,) = [record for record in caplog.records if record.levelno >= logging.WARNING]
     message = warning.getMessage()
     assert "\n" not in message and "RuntimeError: export went wrong" in message

@@ -70,6 +70,9 @@ def export(args: argparse.Namespace) -> Path:
         cast_weights(run / WEIGHTS, tmp / WEIGHTS, args.dtype)
         # no quoted test texts: this folder ships (the default adapter) and the data keeps its own licence
         evaluate.evaluate(evaluate.make_parser().parse_args(["--adapter", str(tmp), "--error_examples", "0"]))
+        # PNG figures only: the HTML ones need plotly.min.js beside them (4.6 MB), too much for a shipped folder
+        for path in [*(tmp / "figures").glob("*.html"), tmp / "figures" / "plotly.min.js"]:
+            path.unlink(missing_ok=True)
         for name in ("eval_results.json", "eval_report.md"):  # name the folder it lives in from now on
             path = tmp / name
             path.write_text(path.read_text().replace(str(tmp), str(target)))

@@ -30,7 +30,7 @@ PUBLISHED = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
     "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
     "eval_results.json", "eval_report.md", "training_config.yaml", "split/summary.json",
-    "figures/*.png", "figures/*.html", "runs/**/events.out.tfevents.*",
+    "figures/*.png", "figures/*.html", "figures/plotly.min.js", "runs/**/events.out.tfevents.*",
 )
 KEEP_REMOTE = {".gitattributes"}  # the Hub's own file
 
