@@ -6,6 +6,7 @@ from byte strings, so the exact bytes (Latin-1, CRLF, C1 controls, NUL) are visi
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from pathlib import Path
@@ -14,6 +15,7 @@ import datasets
 import pandas as pd
 import pytest
 
+from conftest import SAMPLE_HEADLINES, tiny_args
 from finsent.space.classifier import LABELS, build_completion, build_prompt
 from finsent.train.data import (
     DataError,
@@ -148,17 +150,54 @@ def test_dataset_without_the_needed_columns(tmp_path):
         read_labelled(str(tmp_path / "ds"))
 
 
-def test_hub_id_goes_through_load_dataset_and_a_failure_suggests_a_local_file(monkeypatch):
-    calls = []
+def push_parquet_dataset(repo_id: str, path_in_repo: str) -> pd.DataFrame:
+    """The sample headlines as a parquet file with a ClassLabel column (as the Hub's conversions store them)."""
+    import huggingface_hub
 
-    def unreachable(*args, **kwargs):
-        calls.append((args, kwargs))
-        raise ConnectionError("Couldn't reach the Hub")
+    table = read_labelled(str(SAMPLE_HEADLINES))
+    features = datasets.Features({"sentence": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "neutral", "positive"])})
+    ds = datasets.Dataset.from_dict({"sentence": table["text"].tolist(),
+                                     "label": [["negative", "neutral", "positive"].index(x) for x in table["sentiment"]]},
+                                    features=features)
+    buffer = io.BytesIO()
+    ds.to_parquet(buffer)
+    huggingface_hub.create_repo(repo_id, repo_type="dataset")
+    huggingface_hub.upload_file(path_or_fileobj=buffer.getvalue(), path_in_repo=path_in_repo, repo_id=repo_id,
+                                repo_type="dataset")
+    return table
 
-    monkeypatch.setattr(datasets, "load_dataset", unreachable)  # the Hub is not reachable from the tests
+
+def test_a_hub_parquet_dataset_reads_trains_and_evaluates_from_its_id(local_hub, tiny_phi, tmp_path):
+    """No mocks: a parquet dataset on the (local) Hub, read by its id and config, then trained and evaluated on."""
+
+    from finsent.eval import evaluate as evaluate_script
+    from finsent.train import train as train_script
+
+    table = push_parquet_dataset("tester/headlines", "small/train-00000-of-00001.parquet")
+    read = read_labelled("tester/headlines", dataset_config="small")
+    assert read.to_dict("records") == table.to_dict("records")
+
+    out = tmp_path / "run"
+    argv = tiny_args(tiny_phi, out)
+    argv[argv.index("--data_file") + 1] = "tester/headlines"
+    assert train_script.main([*argv, "--dataset_config", "small"]) == 0
+    assert (out / "split" / "test.csv").is_file()
+    assert evaluate_script.main(["--adapter", str(out), "--data_file", "tester/headlines", "--dataset_config", "small",
+                                 "--output_dir", str(tmp_path / "eval"), "--dtype", "float32", "--max_rows", "9"]) == 0
+    assert json.loads((tmp_path / "eval" / "eval_results.json").read_text())["rows"] == 9
+
+
+def test_a_hub_dataset_without_data_files_or_reach_is_one_clear_error(local_hub):
+    import huggingface_hub
+
+    huggingface_hub.create_repo("tester/script-only", repo_type="dataset")
+    huggingface_hub.upload_file(path_or_fileobj=b"# a loading script", path_in_repo="script_only.py",
+                                repo_id="tester/script-only", repo_type="dataset")
     with pytest.raises(DataError, match="could not be loaded from the Hugging Face Hub.*local .csv/.txt file"):
-        read_labelled("takala/financial_phrasebank", dataset_config="sentences_50agree")
-    assert calls == [(("takala/financial_phrasebank", "sentences_50agree"), {"split": "train"})]
+        read_labelled("tester/script-only")  # no data files, and no parquet conversion on this Hub
+    with pytest.raises(DataError, match="could not be loaded from the Hugging Face Hub"):
+        read_labelled("tester/no-such-dataset")
 
 
 # --- bad inputs: each error names the file, the line, the problem and the fix -------------------

@@ -7,7 +7,8 @@
 
 Sources: a CSV file (`sentiment,text`, header optional: Kaggle's `all-data.csv`
 has none), a Financial PhraseBank `.txt` file (`sentence@label` per line), a
-`save_to_disk` directory, or a Hub id (`takala/financial_phrasebank`).
+`save_to_disk` directory, or the id of a Hub dataset stored as parquet/CSV/JSON files (or, for a
+script dataset such as `takala/financial_phrasebank`, the Hub's parquet conversion of it).
 Every problem in a file is a `DataError` that names the file, the line, the
 problem and the fix; nothing is returned or written for a rejected file.
 
@@ -236,15 +237,46 @@ def _load_saved(path: Path) -> datasets.Dataset:
     return loaded
 
 
+DATA_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+PARQUET_CONVERSION = "refs/convert/parquet"  # the Hub's parquet copy of a dataset, script datasets included
+
+
+def _hub_data_files(files: list[str], config: str | None) -> list[str]:
+    """The training split's data files among a dataset repo's files: under `config/` when given, `train` ones
+    when some are (else all), of one format (parquet first)."""
+    def in_config(name: str) -> bool:
+        return config is None or name.startswith(f"{config}/") or f"/{config}/" in name
+    data = [f for f in files if Path(f).suffix.lower() in DATA_SUFFIXES and in_config(f)]
+    train = [f for f in data if "train" in Path(f).name or "/train/" in f or f.startswith("train/")]
+    data = train or data
+    for suffix in DATA_SUFFIXES:  # one format: the first found in this order
+        chosen = sorted(f for f in data if Path(f).suffix.lower() == suffix)
+        if chosen:
+            return chosen
+    return []
+
+
 def _load_hub(name: str, config: str | None) -> datasets.Dataset:
+    """A Hub dataset stored as data files (parquet, CSV, JSON): its files, downloaded and read here; for a dataset
+    with no data files (a loading script, which datasets >= 4 cannot run), the Hub's parquet conversion of it."""
+    from huggingface_hub import HfApi, hf_hub_download
+
     try:
-        return datasets.load_dataset(name, config, split="train")
-    except Exception as e:  # offline, unknown id, missing config: all mean "use a local file"
+        for revision in (None, PARQUET_CONVERSION):
+            chosen = _hub_data_files(HfApi().list_repo_files(name, repo_type="dataset", revision=revision), config)
+            if chosen:
+                local = [hf_hub_download(name, f, repo_type="dataset", revision=revision) for f in chosen]
+                return datasets.load_dataset(DATA_SUFFIXES[Path(chosen[0]).suffix.lower()], data_files=local,
+                                             split="train")
+    except Exception as e:  # offline, unknown id, no conversion: all mean "use a local file"
         raise DataError(
-            f"{name}: the dataset could not be loaded from the Hugging Face Hub ({type(e).__name__}: {e}); "
-            "check the id and --dataset_config, or download it and pass a local .csv/.txt file "
-            "or save_to_disk directory"
+            f"{name}: the dataset could not be loaded from the Hugging Face Hub ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}); check the id and --dataset_config, or "
+            "download it and pass a local .csv/.txt file or save_to_disk directory"
         ) from None
+    where = f" under {config}/" if config else ""
+    raise DataError(f"{name}: no parquet, CSV or JSON data files{where} in the dataset or in its Hub parquet "
+                    f"conversion; check --dataset_config, or pass a local .csv/.txt file")
 
 
 def _dataset_records(source: str, ds: datasets.Dataset) -> tuple[list[Record], list[Problem]]:
