@@ -255,8 +255,9 @@ def adapter_base(adapter: str) -> str | None:
 
 
 def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str],
-                prior="balanced", mix=None, quantization: dict | None = None) -> dict:
-    """Load, predict every text, and measure: one run's entry in eval_results.json."""
+                prior="balanced", mix=None, quantization: dict | None = None) -> tuple[dict, list[str], object]:
+    """Load, predict every text, and measure: (one run's entry in eval_results.json, its predicted labels,
+    its (N, 3) probabilities in score mode or None)."""
     try:
         classifier = load_classifier(base_model, adapter, load_in_4bit=quantization or "false", dtype=args.dtype,
                                      label_prior=prior, allow_other_base=args.allow_other_base)
@@ -346,7 +347,8 @@ def baseline_training_rows(args, data_file: str, splits):
     return None, None
 
 
-def baseline_run(train, train_file: str, test, mix=None) -> dict:
+def baseline_run(train, train_file: str, test, mix=None) -> tuple[dict, list[str]]:
+    """The TF-IDF baseline: (its entry in eval_results.json, its predicted labels)."""
     start = time.perf_counter()
     predictions, info = tfidf_baseline(train, test)
     seconds = time.perf_counter() - start

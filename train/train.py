@@ -157,10 +157,10 @@ def place(script_args, model_args, training_args) -> str | int | None:
     """Settle where the base loads, the optimizer and the per-device batch for this machine; log each choice."""
     import torch
 
-    on_cpu = training_args.use_cpu or not torch.cuda.is_available()
+    cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    on_cpu = training_args.use_cpu or cuda_devices == 0
     try:
-        device = base_device(cuda_devices=torch.cuda.device_count() if torch.cuda.is_available() else 0,
-                             use_cpu=training_args.use_cpu,
+        device = base_device(cuda_devices=cuda_devices, use_cpu=training_args.use_cpu,
                              quantized=bool(model_args.load_in_4bit or model_args.load_in_8bit),
                              local_processes=int(os.environ.get("LOCAL_WORLD_SIZE", training_args.world_size)),
                              local_rank=training_args.local_process_index)
