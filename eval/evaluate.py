@@ -283,6 +283,7 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         "adapter": adapter,
         "precision": classifier.precision,
         "quantization": classifier.quantization,
+        "temperature": classifier.temperature,
         "label_prior": (args.label_prior or ("label mix" if mix else "balanced")) if classifier.log_prior_shift else None,
         "seconds": round(seconds, 3),
         "headlines_per_second": round(len(texts) / seconds, 2),

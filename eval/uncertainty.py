@@ -3,6 +3,7 @@
     intervals(y_true, y_pred)                 # 95 % intervals of accuracy, macro F1, per-label accuracy and F1
     compare(y_true, pred_a, pred_b)           # McNemar's exact test + a paired-bootstrap interval of the difference
     calibration(y_true, probabilities)        # expected calibration error and the reliability diagram's bins
+    fit_temperature(y_true, probabilities)    # temperature scaling: the T that calibrates held-out predictions
 
 The bootstrap resamples rows within each true label (the test split is balanced by design, so
 every resample is too), `samples` times from a seeded generator; intervals are percentiles.
@@ -117,3 +118,23 @@ def calibration(y_true, probabilities, *, bins: int = BINS) -> dict:
                       "confidence": float(confidence[inside].mean()) if n else None,
                       "accuracy": float(correct[inside].mean()) if n else None})
     return {"ece": float(ece), "bins": table}
+
+
+def fit_temperature(y_true, probabilities) -> float:
+    """The T that minimises the negative log-likelihood of softmax(log p / T): temperature scaling.
+
+    T > 1 softens an over-confident model's probabilities; T = 1 leaves them. Fit it on held-out
+    predictions (train/sweep.py's cross-validated ones), never on the test split.
+    """
+    from scipy.optimize import minimize_scalar
+
+    truth = np.array([LABELS.index(t) for t in y_true])
+    log_p = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, None))
+
+    def nll(t: float) -> float:
+        z = log_p / t
+        z = z - z.max(axis=1, keepdims=True)
+        z = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return -float(z[np.arange(len(truth)), truth].mean())
+
+    return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded", options={"xatol": 1e-4}).x)

@@ -179,6 +179,7 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         base_sha256=info.get("base_weights_sha256"),
         has_tokenizer=run.get("has_tokenizer", True),
         prior_shift=shift,
+        temperature=fine_tuned.get("temperature", 1.0),
         train_mix=", ".join(f"{label} {counts[label] / sum(counts.values()):.0%}" for label in LABELS) if counts else "",
         example_headline="Kestrel Oyj raises its full-year operating profit forecast",
         rows=results["rows"],

@@ -8,7 +8,12 @@ correct for the label mix:
 
     {"prompt_version": 2, "labels": [...], "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
      "base_weights_sha256": "…", "base_quantization": {"load_in_4bit": true, ...} or null,
-     "train_label_counts": {"negative": 254, ...}}
+     "train_label_counts": {"negative": 254, ...}, "temperature": 1.7}
+
+`temperature` divides the label log-scores before any prior shift: a model trained on few
+rows is over-confident, and the Bayes shift to another label mix is only right on calibrated
+scores. train.py records the value its recipe gives (train/sweep.py fits it on
+cross-validated predictions); 1 (no change) when absent.
 
 The digest covers each tensor's name, dtype, shape and bytes, so it names the
 weights, not the file layout. An adapter without the file predates it, so it
@@ -88,7 +93,7 @@ def _task_facts():
 
 
 def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int], revision: str | None = None,
-              quantization: dict | None = None):
+              quantization: dict | None = None, temperature: float = 1.0):
     labels, prompt_version = _task_facts()
     folder = local_weights(base_path, revision)
     embedded = base_model == EMBEDDED_MODEL_ID and base_path != base_model
@@ -101,6 +106,7 @@ def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int
         "base_weights_sha256": weights_sha256(folder) if folder else None,
         "base_quantization": quantization,  # bitsandbytes settings the base trained under; null: full precision
         "train_label_counts": {label: int(train_label_counts.get(label, 0)) for label in labels},
+        "temperature": float(temperature),  # label log-scores are divided by it (fitted by train/sweep.py)
     }
 
 

@@ -152,7 +152,8 @@ class Classifier:
     model: object
     tokenizer: object
     share_prefix: bool = True  # reuse the instruction's key/value cache; off only to measure it
-    log_prior_shift: list[float] | None = None  # added to the label log-scores (prior_shift)
+    temperature: float = 1.0  # the label log-scores are divided by it first (the adapter's finsent.json)
+    log_prior_shift: list[float] | None = None  # then added to them (prior_shift)
     quantization: dict | None = None  # the base's bitsandbytes settings (None: full precision)
     precision: str = ""  # what the weights compute in, for reports (describe_precision)
     _label_ids: list[list[int]] = field(init=False)
@@ -207,6 +208,7 @@ class Classifier:
         with torch.inference_mode():
             for batch in batches:
                 scores[batch] = self._score_batch([encoded[i] for i in batch])
+        scores /= self.temperature
         if self.log_prior_shift is not None:
             scores += np.asarray(self.log_prior_shift)
         scores -= scores.max(axis=1, keepdims=True)
@@ -336,5 +338,6 @@ def load_classifier(
         tokenizer.pad_token = tokenizer.eos_token
     precision = describe_precision(quantization, dtype)
     logger.info("loaded %s%s on %s (%s)", base_model, f" + {adapter}" if adapter else "", device, precision)
-    return Classifier(model, tokenizer, log_prior_shift=prior_shift(info.get("train_label_counts"), label_prior),
+    return Classifier(model, tokenizer, temperature=float(info.get("temperature", 1.0)),
+                      log_prior_shift=prior_shift(info.get("train_label_counts"), label_prior),
                       quantization=quantization, precision=precision)

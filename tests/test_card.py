@@ -80,15 +80,17 @@ def test_an_unevaluated_run_gets_a_clear_error(trained, tmp_path):
         build_card(run, "tester/x")
 
 
-def test_snippet_of_an_adapter_trained_on_a_skewed_mix_shifts_its_scores_like_the_scorer(evaluated, tmp_path):
+def test_snippet_of_a_calibrated_adapter_trained_on_a_skewed_mix_scores_like_the_scorer(evaluated, tmp_path):
     from finsent.eval import evaluate as evaluate_script
     from finsent.space.adapter_info import read_info, write_info
 
     run = shutil.copytree(evaluated, tmp_path / "skewed")
-    write_info(run, {**read_info(str(run)), "train_label_counts": {"negative": 10, "neutral": 60, "positive": 30}})
+    write_info(run, {**read_info(str(run)), "train_label_counts": {"negative": 10, "neutral": 60, "positive": 30},
+                     "temperature": 1.7})
     assert evaluate_script.main(["--adapter", str(run), "--dtype", "float32", "--skip_base"]) == 0
     text = str(build_card(run, str(run)))
     assert "PRIOR_SHIFT = [" in text and "negative 10%, neutral 60%, positive 30%" in text
+    assert "TEMPERATURE = 1.7" in text and "/ TEMPERATURE + torch.tensor(PRIOR_SHIFT)" in text
     [snippet] = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     # the tiny run trained 4-bit: the snippet loads it so, on the CPU too (computed in fp32 here, as below)
     assert "BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4'" in snippet

@@ -124,6 +124,18 @@ def test_prior_shift_moves_scores_from_the_training_mix_to_the_target(tiny_phi, 
     np.testing.assert_allclose(shifted, expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
 
 
+def test_temperature_divides_the_label_log_scores_before_the_prior_shift(tiny_phi, tiny_adapter, tmp_path):
+    counts = {"negative": 10, "neutral": 60, "positive": 30}
+    plain = _copy_adapter(tiny_adapter, tmp_path / "plain", train_label_counts=counts, temperature=1.0)
+    warm = _copy_adapter(tiny_adapter, tmp_path / "warm", train_label_counts=counts, temperature=2.5)
+    learned = load_classifier(str(tiny_phi), str(plain), dtype="float32", label_prior="train").predict_proba(HEADLINES)
+    classifier = load_classifier(str(tiny_phi), str(warm), dtype="float32")
+    assert classifier.temperature == 2.5
+    expected = learned ** (1 / 2.5) / np.array([0.1, 0.6, 0.3])  # softened, then moved to equal priors
+    np.testing.assert_allclose(classifier.predict_proba(HEADLINES), expected / expected.sum(axis=1, keepdims=True),
+                               atol=1e-6)
+
+
 def test_prior_shift_arithmetic():
     assert prior_shift({"negative": 1, "neutral": 1, "positive": 1}) is None  # balanced already
     assert prior_shift({"negative": 1, "neutral": 2, "positive": 1}, "train") is None

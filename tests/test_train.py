@@ -158,6 +158,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_phi, tmp_path):
         (["--train_size", "60"], "'negative' has 50 distinct rows, the sizes need 70"),
         (["--eval_size", "0", "--eval_strategy", "epoch"], "--eval_size 0 leaves no eval set"),
         (["--test_size", "-1"], "--test_size must be 0 or more"),
+        (["--temperature", "0"], "--temperature 0.0: give a number above 0"),
         (["--model_name_or_path", "/no/such/model"], "--model_name_or_path /no/such/model: cannot load it"),
     ],
 )
@@ -241,6 +242,7 @@ def test_the_run_and_its_checkpoints_record_what_the_adapter_needs(trained, tiny
     assert info["prompt_version"] == PROMPT_VERSION and info["labels"] == list(LABELS)
     assert info["base_model"] == str(tiny_phi) and info["base_weights_sha256"] == weights_sha256(tiny_phi)
     assert info["train_label_counts"] == counts
+    assert info["temperature"] == 1.0  # the default: scores as trained
     [checkpoint] = trained.glob("checkpoint-*")
     assert read_info(str(checkpoint)) == info  # a checkpoint loads and validates like the final adapter
 

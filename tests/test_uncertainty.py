@@ -74,3 +74,15 @@ def test_calibration_error_by_hand():
     [used] = [b for b in result["bins"] if b["n"]]
     assert used["lower"] == pytest.approx(0.8) and used["n"] == 10 and used["accuracy"] == 0.5
     assert len(result["bins"]) == uncertainty.BINS
+
+
+def test_fit_temperature_recovers_the_over_confidence_of_made_up_predictions():
+    # Labels drawn from softmax(z); the "model" reports softmax(2.5 z): temperature scaling must find 2.5.
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(20000, 3)) * 1.5
+    truth = [LABELS[i] for i in (rng.random((len(z), 1)) > np.cumsum(np.exp(z) / np.exp(z).sum(1, keepdims=True), 1))
+             .sum(1)]
+    reported = np.exp(2.5 * z) / np.exp(2.5 * z).sum(1, keepdims=True)
+    assert uncertainty.fit_temperature(truth, reported) == pytest.approx(2.5, rel=0.05)
+    calibrated = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    assert uncertainty.fit_temperature(truth, calibrated) == pytest.approx(1.0, rel=0.05)

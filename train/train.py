@@ -80,6 +80,10 @@ class ScriptArguments:
         default=False, metadata={"help": "Balanced epochs: each holds as many rows of every label as the smallest "
                                  "has (a fresh draw of the others each epoch; train/sampling.py)."},
     )
+    temperature: float = dataclasses.field(
+        default=1.0, metadata={"help": "Recorded in finsent.json: label log-scores are divided by it before any "
+                               "prior shift (calibration; train/sweep.py fits it on cross-validated predictions)."},
+    )
     batch_per_process: bool = dataclasses.field(
         default=False, metadata={"help": "Each process takes the recipe's batch (so N processes train on N times it). "
                                  "Default: the recipe's batch is the global batch, split over the processes."},
@@ -235,6 +239,8 @@ def train(
     """Read and split the data, load the model, fine-tune, save; returns the trainer (tests, benchmarks)."""
     logger.info("config: %s", {"script": script_args, "model": model_args})
     logger.info("process %d of %d", training_args.process_index, training_args.world_size)
+    if not script_args.temperature > 0:
+        raise UsageError(f"--temperature {script_args.temperature}: give a number above 0 (1 leaves scores as they are)")
     if not script_args.data_file:
         raise UsageError("no data: pass --data_file (a CSV, a PhraseBank .txt, a dataset folder or Hub id)")
     if not model_args.model_name_or_path:
@@ -276,7 +282,8 @@ def train(
     if script_args.balance_classes:  # the label mix the model sees: every epoch balanced
         counts = dict.fromkeys(counts, min(counts.values()))
     info = make_info(base, resolve_model_path(base), counts, model_args.model_revision,
-                     quantization_settings(getattr(model.config, "quantization_config", None)))
+                     quantization_settings(getattr(model.config, "quantization_config", None)),
+                     temperature=script_args.temperature)
     if training_args.process_index == 0:  # the settings first, so an interrupted run keeps them
         write_split(splits, summary, output_dir)
         save_resolved_config(output_dir / RESOLVED_CONFIG, script_args, model_args, training_args)

@@ -1,0 +1,77 @@
+"""train/sweep.py: folds over the rows outside test, capped training sets, out-of-fold scores, a whole sweep."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import SAMPLE_HEADLINES
+from finsent.space.classifier import LABELS
+from finsent.train import sweep
+from finsent.train.data import SplitSizes, read_labelled, split_dataset
+
+
+def test_folds_cover_the_rows_outside_test_once_each_balanced_per_label():
+    pool = sweep.pool_with_folds(str(SAMPLE_HEADLINES), folds=3, test_size=10, seed=42)
+    splits, _ = split_dataset(read_labelled(str(SAMPLE_HEADLINES)), SplitSizes(train=None, test=10, eval=0), seed=42)
+    assert not set(pool["text"]) & set(splits["test"]["text"])  # the test rows never enter a fold
+    assert len(pool) == len(splits["train"]) and pool["text"].is_unique and set(pool["fold"]) == {0, 1, 2}
+    sizes = pool.groupby(["sentiment", "fold"]).size().unstack()
+    assert (sizes.max(axis=1) - sizes.min(axis=1) <= 1).all()  # every label spread evenly over the folds
+    again = sweep.pool_with_folds(str(SAMPLE_HEADLINES), folds=3, test_size=10, seed=42)
+    pd.testing.assert_frame_equal(pool, again)  # seeded
+
+
+def test_capped_takes_at_most_the_cap_per_label():
+    rows = pd.DataFrame({"sentiment": ["negative"] * 3 + ["neutral"] * 8 + ["positive"] * 5, "text": list("abcdefghijklmnop")})
+    counts = lambda df: df["sentiment"].value_counts().to_dict()  # noqa: E731
+    assert counts(sweep.capped(rows, "min", seed=0)) == dict.fromkeys(LABELS, 3)
+    assert counts(sweep.capped(rows, 4, seed=0)) == {"negative": 3, "neutral": 4, "positive": 4}
+    assert counts(sweep.capped(rows, None, seed=0)) == counts(rows)
+    assert sweep.capped(rows, 4, seed=0).equals(sweep.capped(rows, 4, seed=0))
+
+
+def test_scores_decide_as_trained_at_equal_priors_and_after_temperature_scaling():
+    # Two folds; trained on 1:2:1, so the equal-prior shift adds log(4/3) to negative and positive,
+    # log(2/3) to neutral. Row 1 (true negative) is neutral as trained, negative once shifted.
+    line = {"train_seconds": 1.0, "train_label_counts": {"negative": 1, "neutral": 2, "positive": 1}}
+    lines = [{**line, "fold": 0, "truth": ["negative", "neutral"], "probs": [[0.45, 0.55, 0.0], [0.1, 0.8, 0.1]]},
+             {**line, "fold": 1, "truth": ["positive", "positive"], "probs": [[0.1, 0.2, 0.7], [0.0, 0.9, 0.1]]}]
+    result = sweep.scores(lines)
+    assert result["folds"] == 2 and result["rows"] == 4 and result["temperature"] > 0
+    assert result["train"]["accuracy"] == 0.5  # rows 2 and 3 right
+    assert result["balanced"]["accuracy"] == 0.75  # row 1 too
+    assert result["balanced"]["balanced_accuracy"] == pytest.approx(np.mean([1.0, 1.0, 0.5]))
+
+
+def test_a_sweep_trains_each_fold_scores_it_and_resumes(tiny_phi, tmp_path, capsys):
+    trials = tmp_path / "trials.yaml"
+    trials.write_text(yaml.safe_dump([{
+        "name": "tiny", "config": "cpu-embedded", "cap": "min",
+        "args": {"model_name_or_path": str(tiny_phi), "max_steps": 1, "per_device_train_batch_size": 4,
+                 "load_in_4bit": False, "dtype": "float32"},
+    }]))
+    out = tmp_path / "sweep"
+    argv = ["--data_file", str(SAMPLE_HEADLINES), "--trials", str(trials), "--out", str(out),
+            "--folds", "2", "--test_size", "10", "--workers", "2"]
+    assert sweep.main(argv) == 0
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    pool = sweep.pool_with_folds(str(SAMPLE_HEADLINES), folds=2, test_size=10, seed=42)
+    assert sorted(line["fold"] for line in lines) == [0, 1]
+    for line in lines:
+        fold = pool[pool["fold"] == line["fold"]]
+        assert line["truth"] == fold["sentiment"].tolist()  # every row of its fold, scored once
+        assert np.allclose(np.sum(line["probs"], axis=1), 1, atol=1e-5)
+        trained_on = pd.read_csv(out / "jobs" / f"tiny-fold{line['fold']}" / "train.csv")
+        assert not set(trained_on["text"]) & set(fold["text"])  # never trained on what it scores
+        assert line["train_label_counts"] == dict.fromkeys(LABELS, 20)  # cap min: 20 per label of the other fold
+    [row] = json.loads((out / "summary.json").read_text())
+    assert row["trial"] == "tiny" and row["rows"] == len(pool)
+    capsys.readouterr()
+    assert sweep.main(argv) == 0  # a rerun skips the jobs already done
+    assert "; 0 jobs" in capsys.readouterr().out
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2

@@ -1,0 +1,209 @@
+"""Choose a recipe by k-fold cross-validation over the rows not in test: the test split is never scored.
+
+    python train/sweep.py --data_file ../shared/data/financial_phrasebank/all-data.csv \
+        --trials train/sweeps/default-embedded.yaml --folds 4 --workers 8 --out runs/sweep \
+        --extra --use_cpu false        # on a GPU; flags after --extra go to every training run
+
+The split of train.py (seed 42: 300 test rows per label first) sets the test rows aside; every
+other distinct row (the pool) gets a fold, per label. A trial is a recipe plus flags and a cap of
+training rows per label (`cap`: a number, `min` for as many as the smallest label has, or absent
+for all). For each trial and fold, `train.py` trains on the other folds' rows (capped) and the
+adapter scores every row of the fold. Out of fold, each pool row is then scored once per trial:
+balanced accuracy (the mean of per-label recalls, what a balanced test measures) and the natural
+mix's accuracy and macro F1, deciding for the training label mix, for equal priors (prior_shift),
+and for equal priors after temperature scaling (the temperature that fits these predictions best,
+eval/uncertainty.py; a recipe records it with --temperature).
+
+Jobs run as separate processes, `--workers` at a time (several share one GPU: a 135M model at
+batch 8 leaves it idle most of the time). Each finished job appends a line to
+OUT/results.jsonl (with its out-of-fold probabilities), so a cut-off sweep keeps what it did;
+a rerun skips the jobs already there. `--summary` prints the table from results.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from finsent.eval.metrics import compute_metrics
+from finsent.eval.uncertainty import fit_temperature
+from finsent.space.classifier import LABELS, prior_shift
+from finsent.train.data import SplitSizes, read_labelled, split_dataset
+
+DECISIONS = ("train", "balanced", "balanced_t")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_file", required=True)
+    parser.add_argument("--trials", required=True, help="YAML list of {name, cap?, args?}")
+    parser.add_argument("--out", required=True, help="folder for the jobs and results.jsonl")
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--test_size", type=int, default=300, help="test rows per label set aside (as train.py)")
+    parser.add_argument("--split_seed", type=int, default=42)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--only", nargs="*", help="run these trial names only")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags added to every job")
+    parser.add_argument("--summary", action="store_true", help="print the table of OUT/results.jsonl and stop")
+    parser.add_argument("--job", help=argparse.SUPPRESS)  # internal: run one job folder
+    return parser
+
+
+def pool_with_folds(data_file: str, folds: int, test_size: int, seed: int) -> pd.DataFrame:
+    """Every distinct row train.py leaves outside test (seed `seed`), with a `fold` column, per label."""
+    splits, _ = split_dataset(read_labelled(data_file), SplitSizes(train=None, test=test_size, eval=0), seed=seed)
+    pool = splits["train"].copy()
+    pool["fold"] = -1
+    for index, label in enumerate(LABELS):
+        rows = np.flatnonzero(pool["sentiment"].to_numpy() == label)
+        order = np.random.default_rng([seed, 100 + index]).permutation(len(rows))
+        pool.loc[pool.index[rows[order]], "fold"] = np.arange(len(rows)) % folds
+    return pool
+
+
+def capped(rows: pd.DataFrame, cap, seed: int) -> pd.DataFrame:
+    """At most `cap` rows per label (`min`: the smallest label's count; None: all), a seeded draw."""
+    counts = rows["sentiment"].value_counts()
+    limit = int(counts.min()) if cap == "min" else cap
+    parts = []
+    for index, label in enumerate(LABELS):
+        part = rows[rows["sentiment"] == label]
+        if limit is not None and len(part) > limit:
+            part = part.iloc[np.random.default_rng([seed, 200 + index]).permutation(len(part))[:limit]]
+        parts.append(part)
+    return pd.concat(parts).reset_index(drop=True)
+
+
+def prepare(pool: pd.DataFrame, trial: dict, fold: int, folder: Path, extra: list[str]) -> None:
+    """A job folder: train.csv, val.csv and job.json (train.py's flags)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train = capped(pool[pool["fold"] != fold], trial.get("cap"), seed=fold)
+    train[["sentiment", "text"]].to_csv(folder / "train.csv", index=False)
+    pool[pool["fold"] == fold][["sentiment", "text"]].to_csv(folder / "val.csv", index=False)
+    argv = ["--config", trial.get("config", "default-embedded"), "--data_file", str(folder / "train.csv"),
+            "--train_size", "all", "--test_size", "0", "--eval_size", "0", "--eval_strategy", "no",
+            "--save_strategy", "no", "--report_to", "none", "--output_dir", str(folder / "run"),
+            "--temperature", "1"]  # scored as trained: the sweep fits the temperature
+    for key, value in (trial.get("args") or {}).items():
+        argv += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    (folder / "job.json").write_text(json.dumps({"trial": trial, "fold": fold, "argv": argv + extra}, indent=1))
+
+
+def run_job(folder: Path) -> dict:
+    """Train one job and score its validation rows (in this process); returns its result line."""
+    from finsent.space.adapter_info import read_info
+    from finsent.space.classifier import load_classifier
+    from finsent.train.train import parse, train
+
+    job = json.loads((folder / "job.json").read_text())
+    start = time.perf_counter()
+    trainer = train(*parse(job["argv"]))
+    seconds = time.perf_counter() - start
+    run = folder / "run"
+    info = read_info(str(run))
+    classifier = load_classifier(info["base_model"], str(run), label_prior="train")
+    val = pd.read_csv(folder / "val.csv")
+    probs = classifier.predict_proba(val["text"].tolist(), batch_size=64)
+    return {"trial": job["trial"]["name"], "fold": job["fold"], "train_seconds": round(seconds, 1),
+            "steps": trainer.state.global_step, "train_label_counts": info["train_label_counts"],
+            "truth": val["sentiment"].tolist(), "probs": np.round(probs, 6).tolist()}
+
+
+def scores(lines: list[dict]) -> dict:
+    """Out-of-fold metrics of one trial's jobs, deciding three ways: `train` (the training label mix,
+    as the model learned it), `balanced` (equal priors, prior_shift) and `balanced_t` (equal priors
+    after temperature scaling, the temperature fitted on these predictions as trained)."""
+    truth = [label for line in lines for label in line["truth"]]
+    log_p = np.concatenate([np.log(np.clip(np.asarray(line["probs"]), 1e-12, None)) for line in lines])
+    shift = np.concatenate([np.tile(prior_shift(line["train_label_counts"], "balanced") or [0.0] * len(LABELS),
+                                    (len(line["truth"]), 1)) for line in lines])
+    temperature = fit_temperature(truth, np.exp(log_p))
+    result = {"folds": len(lines), "train_seconds": float(np.median([line["train_seconds"] for line in lines])),
+              "temperature": round(temperature, 2), "rows": len(truth)}
+    for name, decide in (("train", log_p), ("balanced", log_p + shift), ("balanced_t", log_p / temperature + shift)):
+        metrics = compute_metrics(truth, [LABELS[i] for i in decide.argmax(axis=1)])
+        recall = [metrics["per_label"][label]["recall"] for label in LABELS]
+        result[name] = {"balanced_accuracy": float(np.mean(recall)), "accuracy": metrics["accuracy"],
+                        "macro_f1": metrics["macro"]["f1"], "recall": dict(zip(LABELS, recall, strict=True))}
+    return result
+
+
+def summary(out: Path) -> list[dict]:
+    """Print one line per trial of OUT/results.jsonl (and write OUT/summary.json)."""
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+    by_trial: dict[str, list[dict]] = {}
+    for line in lines:
+        by_trial.setdefault(line["trial"], []).append(line)
+    table = [{"trial": name, **scores(group)} for name, group in by_trial.items()]
+    print("balanced accuracy (mean recall) / natural-mix accuracy / macro F1, out of fold; recall neg neu pos")
+    for row in table:
+        cells = "  ".join(
+            f"{name}: {row[name]['balanced_accuracy']:.3f} / {row[name]['accuracy']:.3f} / {row[name]['macro_f1']:.3f}"
+            f" ({' '.join(f'{v:.3f}' for v in row[name]['recall'].values())})" for name in DECISIONS)
+        print(f"{row['trial']:20s} folds {row['folds']} T {row['temperature']:.2f} train {row['train_seconds']:.0f}s  "
+              f"{cells}", flush=True)
+    (out / "summary.json").write_text(json.dumps(table, indent=1) + "\n")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    out = Path(args.out)
+    if args.job:
+        line = run_job(Path(args.job))
+        (Path(args.job) / "result.json").write_text(json.dumps(line))
+        return 0
+    if args.summary:
+        summary(out)
+        return 0
+    trials = yaml.safe_load(Path(args.trials).read_text())
+    if args.only:
+        trials = [t for t in trials if t["name"] in args.only]
+    pool = pool_with_folds(args.data_file, args.folds, args.test_size, args.split_seed)
+    done = set()
+    results = out / "results.jsonl"
+    if results.is_file():
+        done = {(json.loads(x)["trial"], json.loads(x)["fold"]) for x in results.read_text().splitlines() if x}
+    jobs = []
+    for trial in trials:  # trial-major: a cut-off sweep has whole trials first
+        for fold in range(args.folds):
+            if (trial["name"], fold) not in done:
+                folder = out / "jobs" / f"{trial['name']}-fold{fold}"
+                prepare(pool, trial, fold, folder, args.extra)
+                jobs.append(folder)
+    print(f"pool {len(pool)} rows {pool['sentiment'].value_counts().to_dict()}; {len(jobs)} jobs", flush=True)
+
+    def launch(folder: Path) -> Path:
+        with open(folder / "log.txt", "w") as log:
+            subprocess.run([sys.executable, __file__, "--data_file", args.data_file, "--trials", args.trials,
+                            "--out", str(out), "--job", str(folder)], stdout=log, stderr=subprocess.STDOUT,
+                           env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})
+        return folder
+
+    with concurrent.futures.ThreadPoolExecutor(args.workers) as pool_of_workers, results.open("a") as sink:
+        for future in concurrent.futures.as_completed([pool_of_workers.submit(launch, job) for job in jobs]):
+            folder = future.result()
+            if (folder / "result.json").is_file():
+                sink.write((folder / "result.json").read_text() + "\n")
+                sink.flush()
+                line = json.loads((folder / "result.json").read_text())
+                print(f"done {folder.name} in {line['train_seconds']}s ({line['steps']} steps)", flush=True)
+            else:
+                print(f"FAILED {folder.name}: see {folder / 'log.txt'}", flush=True)
+                print((folder / "log.txt").read_text()[-3000:], flush=True)
+    summary(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
