@@ -92,6 +92,7 @@ def hyperparameters(run: dict) -> list[tuple[str, str]]:
     precision = "4-bit NF4 base" + (" (double quant)" if model["use_bnb_nested_quant"] else "") \
         if model["load_in_4bit"] else f"{model['dtype']} base"
     precision += ", bf16 autocast" if training.get("bf16") else ""
+    temperature = run["config"]["script"].get("temperature", 1.0)
     return [
         ("base model", f"`{model['model_name_or_path']}`, {precision}"),
         ("LoRA", f"r {adapter['r']}, alpha {adapter['lora_alpha']}, dropout {adapter['lora_dropout']}, "
@@ -104,6 +105,8 @@ def hyperparameters(run: dict) -> list[tuple[str, str]]:
                       f"weight decay {training['weight_decay']}, max grad norm {training['max_grad_norm']}"),
         ("sequence length", f"{training['max_length']} tokens; loss on the completion only"),
         ("seed", f"{training['seed']} (split seed {run['config']['script']['split_seed']})"),
+        *([("label-score temperature", f"{temperature} (scores are divided by it; fitted on cross-validated "
+                                       "predictions)")] if temperature != 1 else []),
     ]
 
 
