@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             split = run / "split" / "eval.csv"
             if not split.is_file() or not adapters_of(run):
                 raise UsageError(f"{run}: not a finished run folder (needs split/eval.csv and an adapter)")
+            if len(split.read_text().strip().splitlines()) < 2:  # the header alone
+                raise UsageError(f"{run}: its split has no validation rows (trained with --eval_size 0); "
+                                 "validate runs that kept some, or compare recipes with train/sweep.py")
             table = read_labelled(str(split))
             texts, truth = table["text"].tolist(), table["sentiment"].tolist()
             for adapter in adapters_of(run):

@@ -199,6 +199,11 @@ def test_validate_scores_every_checkpoint_on_the_eval_split_under_both_priors(tr
     assert all(0 <= row["accuracy"] <= 1 and set(row["recall"]) == set(LABELS) for row in rows)
     assert "(n=12)" in capsys.readouterr().out  # 4 eval rows per label
     assert validate.main([str(tmp_path)]) == 2  # not a run folder: one line
+    no_eval = Path(shutil.copytree(trained, tmp_path / "no-eval"))
+    (no_eval / "split" / "eval.csv").write_text("sentiment,text\n")  # as --eval_size 0 writes it
+    capsys.readouterr()
+    assert validate.main([str(no_eval)]) == 2
+    assert "its split has no validation rows (trained with --eval_size 0)" in capsys.readouterr().err
 
 
 def test_compare_two_evaluations_of_the_same_test_file(trained, evaluated, tmp_path, capsys):
