@@ -102,7 +102,7 @@ def test_another_base_or_prompt_version_is_refused(tiny_phi, monkeypatch):
 
 
 @pytest.mark.retrain
-@pytest.mark.skipif(not os.environ.get("FINSENT_RETRAIN"), reason="opt-in (about 25 minutes): FINSENT_RETRAIN=1")
+@pytest.mark.skipif(not os.environ.get("FINSENT_RETRAIN"), reason="opt-in (about 35 minutes): FINSENT_RETRAIN=1")
 @pytest.mark.skipif(not (PHRASEBANK / "all-data.csv").is_file(), reason="the PhraseBank is not in ../shared")
 def test_the_recipe_reproduces_the_shipped_accuracy(tmp_path):
     from finsent.train import export, train

@@ -75,3 +75,28 @@ def test_a_sweep_trains_each_fold_scores_it_and_resumes(tiny_phi, tmp_path, caps
     assert sweep.main(argv) == 0  # a rerun skips the jobs already done
     assert "; 0 jobs" in capsys.readouterr().out
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "content, extra, message",
+    [
+        (None, [], "no such file; give a YAML list of trials"),
+        ("name: min\n", [], "expected a YAML list of mappings"),
+        ("- name: a b\n", [], "trial name 'a b' must be unique"),
+        ("- name: a\n- name: a\n", [], "trial name 'a' must be unique"),
+        ("- name: a\n  cap: lots\n", [], "trial a: cap 'lots'; give a number of rows per label or min"),
+        ("- name: a\n  args: [1]\n", [], "trial a: args must be a mapping"),
+        ("- name: a\n", ["--only", "b"], "--only b: no such trial"),
+        ("- name: a\n", ["--folds", "1"], "--folds 1: give 2 or more"),
+        ("- name: a\n", ["--summary"], "no results.jsonl yet; run the sweep first"),
+    ],
+)
+def test_a_bad_trials_file_or_flag_is_one_line_and_runs_nothing(tmp_path, capsys, content, extra, message):
+    trials = tmp_path / "trials.yaml"
+    if content is not None:
+        trials.write_text(content)
+    argv = ["--data_file", str(SAMPLE_HEADLINES), "--trials", str(trials), "--out", str(tmp_path / "out"), *extra]
+    assert sweep.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.startswith("error: ") and "\n" not in err
+    assert not (tmp_path / "out").exists()

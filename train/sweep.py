@@ -26,6 +26,8 @@ import argparse
 import concurrent.futures
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -38,9 +40,10 @@ import yaml
 from finsent.eval.metrics import compute_metrics
 from finsent.eval.uncertainty import fit_temperature
 from finsent.space.classifier import LABELS, prior_shift
-from finsent.train.data import SplitSizes, read_labelled, split_dataset
+from finsent.train.data import SplitSizes, UsageError, read_labelled, split_dataset
 
 DECISIONS = ("train", "balanced", "balanced_t")
+NAME = re.compile(r"[\w.-]+")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -57,6 +60,28 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--summary", action="store_true", help="print the table of OUT/results.jsonl and stop")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # internal: run one job folder
     return parser
+
+
+def read_trials(path: str, only: list[str] | None = None) -> list[dict]:
+    """The trials file as a list of {name, cap?, config?, args?}; a mistake is a UsageError naming it."""
+    if not Path(path).is_file():
+        raise UsageError(f"--trials {path}: no such file; give a YAML list of trials (train/sweeps/ has one)")
+    trials = yaml.safe_load(Path(path).read_text())
+    if not isinstance(trials, list) or not all(isinstance(t, dict) for t in trials):
+        raise UsageError(f"--trials {path}: expected a YAML list of mappings such as `- name: min` / `  cap: min`")
+    names = [str(t.get("name", "")) for t in trials]
+    for trial, name in zip(trials, names, strict=True):
+        if not NAME.fullmatch(name) or names.count(name) > 1:
+            raise UsageError(f"--trials {path}: trial name {name!r} must be unique and of letters, digits, . _ -")
+        cap = trial.get("cap")
+        if not (cap is None or cap == "min" or (isinstance(cap, int) and cap > 0)):
+            raise UsageError(f"--trials {path}: trial {name}: cap {cap!r}; give a number of rows per label or min")
+        if not isinstance(trial.get("args") or {}, dict):
+            raise UsageError(f"--trials {path}: trial {name}: args must be a mapping of train.py flags to values")
+    unknown = sorted(set(only or []) - set(names))
+    if unknown:
+        raise UsageError(f"--only {' '.join(unknown)}: no such trial in {path} (it has {', '.join(names)})")
+    return [t for t in trials if not only or t["name"] in only]
 
 
 def pool_with_folds(data_file: str, folds: int, test_size: int, seed: int) -> pd.DataFrame:
@@ -85,7 +110,8 @@ def capped(rows: pd.DataFrame, cap, seed: int) -> pd.DataFrame:
 
 
 def prepare(pool: pd.DataFrame, trial: dict, fold: int, folder: Path, extra: list[str]) -> None:
-    """A job folder: train.csv, val.csv and job.json (train.py's flags)."""
+    """A job folder: train.csv, val.csv and job.json (train.py's flags); a failed try's run is removed."""
+    shutil.rmtree(folder / "run", ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     train = capped(pool[pool["fold"] != fold], trial.get("cap"), seed=fold)
     train[["sentiment", "text"]].to_csv(folder / "train.csv", index=False)
@@ -158,17 +184,28 @@ def summary(out: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    out = Path(args.out)
     if args.job:
         line = run_job(Path(args.job))
         (Path(args.job) / "result.json").write_text(json.dumps(line))
         return 0
-    if args.summary:
-        summary(out)
-        return 0
-    trials = yaml.safe_load(Path(args.trials).read_text())
-    if args.only:
-        trials = [t for t in trials if t["name"] in args.only]
+    try:
+        if args.folds < 2:
+            raise UsageError(f"--folds {args.folds}: give 2 or more")
+        if args.summary:
+            if not (Path(args.out) / "results.jsonl").is_file():
+                raise UsageError(f"--out {args.out}: no results.jsonl yet; run the sweep first")
+            summary(Path(args.out))
+            return 0
+        return run_sweep(args)
+    except UsageError as err:  # the user's to fix: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def run_sweep(args) -> int:
+    """Prepare the jobs not done yet, run them `--workers` at a time, record each, print the table."""
+    out = Path(args.out)
+    trials = read_trials(args.trials, args.only)
     pool = pool_with_folds(args.data_file, args.folds, args.test_size, args.split_seed)
     done = set()
     results = out / "results.jsonl"
@@ -190,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                            env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})
         return folder
 
+    failed = []
     with concurrent.futures.ThreadPoolExecutor(args.workers) as pool_of_workers, results.open("a") as sink:
         for future in concurrent.futures.as_completed([pool_of_workers.submit(launch, job) for job in jobs]):
             folder = future.result()
@@ -199,10 +237,14 @@ def main(argv: list[str] | None = None) -> int:
                 line = json.loads((folder / "result.json").read_text())
                 print(f"done {folder.name} in {line['train_seconds']}s ({line['steps']} steps)", flush=True)
             else:
+                failed.append(folder.name)
                 print(f"FAILED {folder.name}: see {folder / 'log.txt'}", flush=True)
                 print((folder / "log.txt").read_text()[-3000:], flush=True)
-    summary(out)
-    return 0
+    if results.is_file():
+        summary(out)
+    if failed:
+        print(f"{len(failed)} job(s) failed: {' '.join(failed)}; a rerun retries them", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
