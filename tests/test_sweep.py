@@ -100,3 +100,13 @@ def test_a_bad_trials_file_or_flag_is_one_line_and_runs_nothing(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert message in err and err.startswith("error: ") and "\n" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_preparing_a_job_again_clears_the_earlier_try(tmp_path):
+    pool = sweep.pool_with_folds(str(SAMPLE_HEADLINES), folds=2, test_size=10, seed=42)
+    folder = tmp_path / "job"
+    (folder / "run").mkdir(parents=True)
+    (folder / "result.json").write_text("{}")  # a stale result must never be recorded for a failed retry
+    sweep.prepare(pool, {"name": "t", "cap": "min"}, 0, folder, [])
+    assert not (folder / "run").exists() and not (folder / "result.json").exists()
+    assert json.loads((folder / "job.json").read_text())["fold"] == 0

@@ -110,8 +110,10 @@ def capped(rows: pd.DataFrame, cap, seed: int) -> pd.DataFrame:
 
 
 def prepare(pool: pd.DataFrame, trial: dict, fold: int, folder: Path, extra: list[str]) -> None:
-    """A job folder: train.csv, val.csv and job.json (train.py's flags); a failed try's run is removed."""
+    """A job folder: train.csv, val.csv and job.json (train.py's flags); an earlier try's output is removed,
+    so only this try's result.json can be recorded."""
     shutil.rmtree(folder / "run", ignore_errors=True)
+    (folder / "result.json").unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     train = capped(pool[pool["fold"] != fold], trial.get("cap"), seed=fold)
     train[["sentiment", "text"]].to_csv(folder / "train.csv", index=False)
@@ -210,7 +212,8 @@ def run_sweep(args) -> int:
     done = set()
     results = out / "results.jsonl"
     if results.is_file():
-        done = {(json.loads(x)["trial"], json.loads(x)["fold"]) for x in results.read_text().splitlines() if x}
+        lines = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+        done = {(line["trial"], line["fold"]) for line in lines}
     jobs = []
     for trial in trials:  # trial-major: a cut-off sweep has whole trials first
         for fold in range(args.folds):
@@ -232,9 +235,10 @@ def run_sweep(args) -> int:
         for future in concurrent.futures.as_completed([pool_of_workers.submit(launch, job) for job in jobs]):
             folder = future.result()
             if (folder / "result.json").is_file():
-                sink.write((folder / "result.json").read_text() + "\n")
+                text = (folder / "result.json").read_text()
+                sink.write(text + "\n")
                 sink.flush()
-                line = json.loads((folder / "result.json").read_text())
+                line = json.loads(text)
                 print(f"done {folder.name} in {line['train_seconds']}s ({line['steps']} steps)", flush=True)
             else:
                 failed.append(folder.name)
