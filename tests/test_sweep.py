@@ -46,6 +46,9 @@ def test_scores_decide_as_trained_at_equal_priors_and_after_temperature_scaling(
     assert result["train"]["accuracy"] == 0.5  # rows 2 and 3 right
     assert result["balanced"]["accuracy"] == 0.75  # row 1 too
     assert result["balanced"]["balanced_accuracy"] == pytest.approx(np.mean([1.0, 1.0, 0.5]))
+    # per fold, over the labels each holds: fold 0 both right, fold 1 one of its two positives
+    assert result["balanced"]["per_fold"] == {0: 1.0, 1: 0.5}
+    assert result["train"]["per_fold"] == {0: 0.5, 1: 0.5}
 
 
 def test_a_sweep_trains_each_fold_scores_it_and_resumes(tiny_phi, tmp_path, capsys):

@@ -152,6 +152,7 @@ def scores(lines: list[dict]) -> dict:
     as the model learned it), `balanced` (equal priors, prior_shift) and `balanced_t` (equal priors
     after temperature scaling, the temperature fitted on these predictions as trained)."""
     truth = [label for line in lines for label in line["truth"]]
+    folds = np.concatenate([[line["fold"]] * len(line["truth"]) for line in lines])
     log_p = np.concatenate([np.log(np.clip(np.asarray(line["probs"]), 1e-12, None)) for line in lines])
     shift = np.concatenate([np.tile(prior_shift(line["train_label_counts"], "balanced") or [0.0] * len(LABELS),
                                     (len(line["truth"]), 1)) for line in lines])
@@ -161,9 +162,17 @@ def scores(lines: list[dict]) -> dict:
     for name, decide in (("train", log_p), ("balanced", log_p + shift), ("balanced_t", log_p / temperature + shift)):
         metrics = compute_metrics(truth, [LABELS[i] for i in decide.argmax(axis=1)])
         recall = [metrics["per_label"][label]["recall"] for label in LABELS]
+        predicted = np.asarray(LABELS)[decide.argmax(axis=1)]
         result[name] = {"balanced_accuracy": float(np.mean(recall)), "accuracy": metrics["accuracy"],
-                        "macro_f1": metrics["macro"]["f1"], "recall": dict(zip(LABELS, recall, strict=True))}
+                        "macro_f1": metrics["macro"]["f1"], "recall": dict(zip(LABELS, recall, strict=True)),
+                        "per_fold": {int(fold): balanced_accuracy(np.asarray(truth)[folds == fold], predicted[folds == fold])
+                                     for fold in sorted(set(folds))}}
     return result
+
+
+def balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean recall over the labels present in `truth`."""
+    return float(np.mean([np.mean(predicted[truth == label] == label) for label in np.unique(truth)]))
 
 
 def summary(out: Path) -> list[dict]:
@@ -178,8 +187,9 @@ def summary(out: Path) -> list[dict]:
         cells = "  ".join(
             f"{name}: {row[name]['balanced_accuracy']:.3f} / {row[name]['accuracy']:.3f} / {row[name]['macro_f1']:.3f}"
             f" ({' '.join(f'{v:.3f}' for v in row[name]['recall'].values())})" for name in DECISIONS)
+        per_fold = " ".join(f"{value:.3f}" for value in row["balanced_t"]["per_fold"].values())
         print(f"{row['trial']:20s} folds {row['folds']} T {row['temperature']:.2f} train {row['train_seconds']:.0f}s  "
-              f"{cells}", flush=True)
+              f"{cells}  per fold (T + equal priors): {per_fold}", flush=True)
     (out / "summary.json").write_text(json.dumps(table, indent=1) + "\n")
     return table
 
