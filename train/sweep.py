@@ -160,9 +160,9 @@ def scores(lines: list[dict]) -> dict:
     result = {"folds": len(lines), "train_seconds": float(np.median([line["train_seconds"] for line in lines])),
               "temperature": round(temperature, 2), "rows": len(truth)}
     for name, decide in (("train", log_p), ("balanced", log_p + shift), ("balanced_t", log_p / temperature + shift)):
-        metrics = compute_metrics(truth, [LABELS[i] for i in decide.argmax(axis=1)])
-        recall = [metrics["per_label"][label]["recall"] for label in LABELS]
         predicted = np.asarray(LABELS)[decide.argmax(axis=1)]
+        metrics = compute_metrics(truth, predicted.tolist())
+        recall = [metrics["per_label"][label]["recall"] for label in LABELS]
         result[name] = {"balanced_accuracy": float(np.mean(recall)), "accuracy": metrics["accuracy"],
                         "macro_f1": metrics["macro"]["f1"], "recall": dict(zip(LABELS, recall, strict=True)),
                         "per_fold": {int(fold): balanced_accuracy(np.asarray(truth)[folds == fold], predicted[folds == fold])
