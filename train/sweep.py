@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from sklearn.metrics import balanced_accuracy_score
 
 from finsent.eval.metrics import compute_metrics
 from finsent.eval.uncertainty import fit_temperature
@@ -165,14 +166,10 @@ def scores(lines: list[dict]) -> dict:
         recall = [metrics["per_label"][label]["recall"] for label in LABELS]
         result[name] = {"balanced_accuracy": float(np.mean(recall)), "accuracy": metrics["accuracy"],
                         "macro_f1": metrics["macro"]["f1"], "recall": dict(zip(LABELS, recall, strict=True)),
-                        "per_fold": {int(fold): balanced_accuracy(np.asarray(truth)[folds == fold], predicted[folds == fold])
+                        "per_fold": {int(fold): float(balanced_accuracy_score(np.asarray(truth)[folds == fold],
+                                                                               predicted[folds == fold]))
                                      for fold in sorted(set(folds))}}
     return result
-
-
-def balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """The mean recall over the labels present in `truth`."""
-    return float(np.mean([np.mean(predicted[truth == label] == label) for label in np.unique(truth)]))
 
 
 def summary(out: Path) -> list[dict]:
