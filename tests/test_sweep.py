@@ -61,7 +61,11 @@ def test_a_sweep_trains_each_fold_scores_it_and_resumes(tiny_phi, tmp_path, caps
     out = tmp_path / "sweep"
     argv = ["--data_file", str(SAMPLE_HEADLINES), "--trials", str(trials), "--out", str(out),
             "--folds", "2", "--test_size", "10", "--workers", "2"]
-    assert sweep.main(argv) == 0
+    assert sweep.main([*argv, "--only_folds", "1"]) == 0  # a one-fold probe first
+    assert [json.loads(x)["fold"] for x in (out / "results.jsonl").read_text().splitlines()] == [1]
+    capsys.readouterr()
+    assert sweep.main(argv) == 0  # then the rest: only fold 0 is left to run
+    assert "; 1 jobs" in capsys.readouterr().out
     lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     pool = sweep.pool_with_folds(str(SAMPLE_HEADLINES), folds=2, test_size=10, seed=42)
     assert sorted(line["fold"] for line in lines) == [0, 1]
@@ -91,6 +95,7 @@ def test_a_sweep_trains_each_fold_scores_it_and_resumes(tiny_phi, tmp_path, caps
         ("- name: a\n  args: [1]\n", [], "trial a: args must be a mapping"),
         ("- name: a\n", ["--only", "b"], "--only b: no such trial"),
         ("- name: a\n", ["--folds", "1"], "--folds 1: give 2 or more"),
+        ("- name: a\n", ["--only_folds", "1", "4"], "--only_folds 4: folds are 0 to 3"),
         ("- name: a\n", ["--summary"], "no results.jsonl yet; run the sweep first"),
     ],
 )

@@ -18,6 +18,8 @@ Jobs run as separate processes, `--workers` at a time (several share one GPU: a 
 batch 8 leaves it idle most of the time). Each finished job appends a line to
 OUT/results.jsonl (with its out-of-fold probabilities), so a cut-off sweep keeps what it did;
 a rerun skips the jobs already there. `--summary` prints the table from results.jsonl.
+`--only_folds 1` trains and scores one fold per trial: a probe cheap enough for a CPU, with a
+fold's noise (and a temperature fitted on that fold alone); a later run adds the other folds.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split_seed", type=int, default=42)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--only", nargs="*", help="run these trial names only")
+    parser.add_argument("--only_folds", nargs="*", type=int,
+                        help="train and score these folds only (0-based; a cheap probe on a CPU)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags added to every job")
     parser.add_argument("--summary", action="store_true", help="print the table of OUT/results.jsonl and stop")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # internal: run one job folder
@@ -200,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.folds < 2:
             raise UsageError(f"--folds {args.folds}: give 2 or more")
+        outside = sorted(set(args.only_folds or []) - set(range(args.folds)))
+        if outside:
+            raise UsageError(f"--only_folds {' '.join(map(str, outside))}: folds are 0 to {args.folds - 1}")
         if args.summary:
             if not (Path(args.out) / "results.jsonl").is_file():
                 raise UsageError(f"--out {args.out}: no results.jsonl yet; run the sweep first")
@@ -223,7 +230,7 @@ def run_sweep(args) -> int:
         done = {(line["trial"], line["fold"]) for line in lines}
     jobs = []
     for trial in trials:  # trial-major: a cut-off sweep has whole trials first
-        for fold in range(args.folds):
+        for fold in args.only_folds or range(args.folds):
             if (trial["name"], fold) not in done:
                 folder = out / "jobs" / f"{trial['name']}-fold{fold}"
                 prepare(pool, trial, fold, folder, args.extra)
