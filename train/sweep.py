@@ -152,20 +152,28 @@ def run_job(folder: Path) -> dict:
             "truth": val["sentiment"].tolist(), "probs": np.round(probs, 6).tolist()}
 
 
-def scores(lines: list[dict]) -> dict:
-    """Out-of-fold metrics of one trial's jobs, deciding three ways: `train` (the training label mix,
-    as the model learned it), `balanced` (equal priors, prior_shift) and `balanced_t` (equal priors
-    after temperature scaling, the temperature fitted on these predictions as trained)."""
+def decisions(lines: list[dict]) -> tuple[list[str], np.ndarray, float, dict[str, np.ndarray]]:
+    """(truth, fold of each row, the fitted temperature, {decision: predicted labels}) of one trial's
+    jobs, deciding three ways: `train` (the training label mix, as the model learned it), `balanced`
+    (equal priors, prior_shift) and `balanced_t` (equal priors after temperature scaling, the
+    temperature fitted on these predictions as trained). Rows in the jobs' order, each job's in
+    its fold's pool order."""
     truth = [label for line in lines for label in line["truth"]]
     folds = np.concatenate([[line["fold"]] * len(line["truth"]) for line in lines])
     log_p = np.concatenate([np.log(np.clip(np.asarray(line["probs"]), 1e-12, None)) for line in lines])
     shift = np.concatenate([np.tile(prior_shift(line["train_label_counts"], "balanced") or [0.0] * len(LABELS),
                                     (len(line["truth"]), 1)) for line in lines])
     temperature = fit_temperature(truth, np.exp(log_p))
+    decide = {"train": log_p, "balanced": log_p + shift, "balanced_t": log_p / temperature + shift}
+    return truth, folds, temperature, {name: np.asarray(LABELS)[decide[name].argmax(axis=1)] for name in DECISIONS}
+
+
+def scores(lines: list[dict]) -> dict:
+    """Out-of-fold metrics of one trial's jobs, for each of the three `decisions`."""
+    truth, folds, temperature, predictions = decisions(lines)
     result = {"folds": len(lines), "train_seconds": float(np.median([line["train_seconds"] for line in lines])),
               "temperature": round(temperature, 2), "rows": len(truth)}
-    for name, decide in (("train", log_p), ("balanced", log_p + shift), ("balanced_t", log_p / temperature + shift)):
-        predicted = np.asarray(LABELS)[decide.argmax(axis=1)]
+    for name, predicted in predictions.items():
         metrics = compute_metrics(truth, predicted.tolist())
         recall = [metrics["per_label"][label]["recall"] for label in LABELS]
         result[name] = {"balanced_accuracy": float(np.mean(recall)), "accuracy": metrics["accuracy"],
