@@ -10,7 +10,8 @@ Sides: the test split train.py draws (seed 42, 300 per label) and the pool train
   beside the data file);
 - per level, the accuracy of the adapter on test (its eval_results.json) and of the trial's fold
   models out of fold (decided as the recipe decides: temperature + equal priors);
-- the pool's accuracy reweighted to the test's mix of levels: the part of the gap the mix explains.
+- the pool's accuracy reweighted to the test's mix of levels: the part of the gap the mix explains;
+- the share of rows with a near-duplicate among the rows their model trained on, on each side.
 Then a yardstick no fine-tuning choice touched: the TF-IDF baseline fitted on the pool's folds
 but one, out of fold against on the test split (the mean of its fold models there).
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import balanced_accuracy_score
 
 from finsent.eval.baseline import tfidf_baseline
@@ -78,6 +80,20 @@ def by_level(test: pd.DataFrame, pool: pd.DataFrame) -> pd.DataFrame:
         table[f"{name} rows"] = rows
         table[f"{name} accuracy"] = groups["correct"].mean()
     return pd.DataFrame(table)
+
+
+def near_duplicates(test: pd.DataFrame, pool: pd.DataFrame, above: float = 0.8) -> dict[str, tuple[float, float]]:
+    """Per label, the share of rows with a training row closer than `above` (TF-IDF cosine): for test the
+    pool (the shipped adapter's training rows), for a pool row the other folds (its fold model's)."""
+    vectors = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(pd.concat([test["text"], pool["text"]]))
+    t, p = vectors.transform(test["text"]), vectors.transform(pool["text"])
+    test_near = (t @ p.T).max(axis=1).toarray().ravel() > above
+    pool_near = np.zeros(len(pool), dtype=bool)
+    for fold in set(pool["fold"]):
+        inside = (pool["fold"] == fold).to_numpy()
+        pool_near[inside] = (p[inside] @ p[~inside].T).max(axis=1).toarray().ravel() > above
+    return {label: (float(test_near[(test["sentiment"] == label).to_numpy()].mean()),
+                    float(pool_near[(pool["sentiment"] == label).to_numpy()].mean())) for label in LABELS}
 
 
 def tfidf_yardstick(test: pd.DataFrame, pool: pd.DataFrame) -> tuple[float, float]:
@@ -141,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"adapter {args.adapter} on test against trial {args.trial} out of fold; agreement 0 % = in no Sentences_*Agree.txt\n")
     print(report(test, pool))
+    near = near_duplicates(test, pool)
+    print("\nnear-duplicates (a training row at TF-IDF cosine > 0.8), share of rows, test / pool: "
+          + ", ".join(f"{label} {t:.3f} / {p:.3f}" for label, (t, p) in near.items()))
     oof, on_test = tfidf_yardstick(test, pool)
     print(f"\nTF-IDF baseline, balanced accuracy: {oof:.3f} out of fold, {on_test:.3f} on test (mean of {args.folds} fold models)")
     return 0

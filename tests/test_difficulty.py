@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import SAMPLE_HEADLINES
@@ -83,3 +84,15 @@ def test_a_sweep_of_other_rows_or_another_split_is_one_line(setup, capsys):
     (tmp_path / "Sentences_75Agree.txt").unlink()
     assert difficulty.main(args) == 2
     assert "Sentences_75Agree.txt: give --agreement_dir" in capsys.readouterr().err
+
+
+def test_near_duplicates_are_counted_against_each_sides_training_rows():
+    pool = pd.DataFrame({"sentiment": ["negative", "negative", "neutral", "positive"], "fold": [0, 1, 0, 1],
+                         "text": ["Acme cuts 40 jobs at its plant", "Acme cuts 40 jobs at its plant today",
+                                  "Brill Oy holds its annual meeting", "Corvo sales rise sharply"]})
+    test = pd.DataFrame({"sentiment": ["neutral", "positive", "negative"],
+                         "text": ["Brill Oy holds its annual meeting", "Dunmore wins a big order", "Eskel shares slump"]})
+    near = difficulty.near_duplicates(test, pool)
+    # test: only the neutral repeats a pool row; pool: each negative's twin is in the other fold, the
+    # neutral's twin is in test, which no fold model trains on
+    assert near == {"negative": (0.0, 1.0), "neutral": (1.0, 0.0), "positive": (0.0, 0.0)}
