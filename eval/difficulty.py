@@ -63,10 +63,15 @@ def out_of_fold(pool: pd.DataFrame, sweep: Path, trial: str) -> pd.Series:
 
 def adapter_predictions(splits: dict[str, pd.DataFrame], adapter: Path) -> list[str]:
     """The fine-tuned predictions an evaluation recorded for this test split (checked by the split's digest)."""
-    results = json.loads((adapter / "eval_results.json").read_text())
+    path = adapter / "eval_results.json"
+    if not path.is_file():
+        raise UsageError(f"--adapter {adapter}: no eval_results.json; evaluate it with eval/evaluate.py first")
+    results = json.loads(path.read_text())
     if results.get("split") != "test" or results.get("data_sha256") != split_digests(splits)["test.csv"]:
         raise UsageError(f"--adapter {adapter}: its eval_results.json is not of this test split; evaluate it with "
                          "eval/evaluate.py on this --data_file (and the same --test_size and --split_seed) first")
+    if "fine_tuned" not in results.get("runs", {}):
+        raise UsageError(f"--adapter {adapter}: its eval_results.json has no fine-tuned run; evaluate it with --adapter")
     return results["runs"]["fine_tuned"]["predictions"]
 
 
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_file", required=True, help="all-data.csv, as the sweep and the evaluation read it")
     parser.add_argument("--agreement_dir", help="folder of Sentences_*Agree.txt (default: the data file's)")
-    parser.add_argument("--sweep", required=True, help="a sweep's results.jsonl (train/sweep.py)")
+    parser.add_argument("--sweep", required=True, help="a sweep's results.jsonl, or its --out folder (train/sweep.py)")
     parser.add_argument("--trial", required=True, help="the trial of the sweep to compare")
     parser.add_argument("--adapter", required=True, help="a folder with the eval_results.json of its test split")
     parser.add_argument("--folds", type=int, default=4)
@@ -141,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split_seed", type=int, default=42)
     args = parser.parse_args(argv)
     try:
-        for flag, path in (("--data_file", args.data_file), ("--sweep", args.sweep), ("--adapter", args.adapter)):
+        sweep = Path(args.sweep) / "results.jsonl" if Path(args.sweep).is_dir() else Path(args.sweep)
+        for flag, path in (("--data_file", args.data_file), ("--sweep", sweep), ("--adapter", args.adapter)):
             if not Path(path).exists():
                 raise UsageError(f"{flag} {path}: no such file or folder")
         level = agreement(Path(args.agreement_dir or Path(args.data_file).parent))
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                                   seed=args.split_seed)
         test, pool = splits["test"].copy(), pool_with_folds(args.data_file, args.folds, args.test_size, args.split_seed)
         test["correct"] = np.asarray(adapter_predictions(splits, Path(args.adapter))) == test["sentiment"]
-        pool["correct"] = out_of_fold(pool, Path(args.sweep), args.trial) == pool["sentiment"]
+        pool["correct"] = out_of_fold(pool, sweep, args.trial) == pool["sentiment"]
         for side in (test, pool):
             side["agree"] = side["text"].map(lambda text: level.get(text_key(text), 0))  # 0: in no agreement file
     except UsageError as err:  # the user's to fix: one line, no traceback

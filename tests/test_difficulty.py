@@ -71,6 +71,8 @@ def test_levels_shares_and_accuracies_per_side(setup, capsys):
         assert (f"| {label} | {np.mean(levels >= 75):.3f} | {np.mean(pool_levels >= 66):.3f} | "
                 f"{1 - np.mean(levels == 50):.3f} |") in out
     assert "TF-IDF baseline, balanced accuracy:" in out
+    folder = [str(tmp_path) if arg.endswith("results.jsonl") else arg for arg in args]  # the sweep's --out folder
+    assert difficulty.main(folder) == 0 and capsys.readouterr().out == out
 
 
 def test_a_sweep_of_other_rows_or_another_split_is_one_line(setup, capsys):
@@ -81,6 +83,13 @@ def test_a_sweep_of_other_rows_or_another_split_is_one_line(setup, capsys):
     assert err.startswith("error: --adapter") and "not of this test split" in err and len(err.splitlines()) == 1
     assert difficulty.main(["nope" if arg == "t" else arg for arg in args]) == 2
     assert "trial 'nope' has folds []" in capsys.readouterr().err
+    results = tmp_path / "adapter" / "eval_results.json"
+    results.write_text(json.dumps({**json.loads(results.read_text()), "runs": {"base": {}}}))
+    assert difficulty.main(args) == 2
+    assert "has no fine-tuned run" in capsys.readouterr().err
+    results.unlink()
+    assert difficulty.main(args) == 2
+    assert "no eval_results.json; evaluate it" in capsys.readouterr().err
     (tmp_path / "Sentences_75Agree.txt").unlink()
     assert difficulty.main(args) == 2
     assert "Sentences_75Agree.txt: give --agreement_dir" in capsys.readouterr().err
