@@ -31,7 +31,7 @@ from sklearn.metrics import balanced_accuracy_score
 from finsent.eval.baseline import tfidf_baseline
 from finsent.space.classifier import LABELS
 from finsent.train.data import SplitSizes, UsageError, read_labelled, split_dataset, split_digests, text_key
-from finsent.train.sweep import decisions, pool_with_folds
+from finsent.train.sweep import decisions, read_results, with_folds
 
 LEVELS = {"50Agree": 50, "66Agree": 66, "75Agree": 75, "AllAgree": 100}  # each file holds the next one's sentences
 
@@ -49,8 +49,7 @@ def agreement(folder: Path) -> dict[str, int]:
 
 def out_of_fold(pool: pd.DataFrame, sweep: Path, trial: str) -> pd.Series:
     """The trial's out-of-fold labels for the pool's rows (temperature + equal priors)."""
-    lines = [json.loads(x) for x in sweep.read_text().splitlines() if x.strip()]
-    lines = [line for line in lines if line["trial"] == trial]
+    lines = [line for line in read_results(sweep) if line["trial"] == trial]
     if sorted(line["fold"] for line in lines) != sorted(set(pool["fold"])):
         raise UsageError(f"--sweep {sweep}: trial {trial!r} has folds {sorted(line['fold'] for line in lines)}, "
                          f"the pool {sorted(set(pool['fold']))}; give a trial swept on every fold, with the same --folds")
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         level = agreement(Path(args.agreement_dir or Path(args.data_file).parent))
         splits, _ = split_dataset(read_labelled(args.data_file), SplitSizes(train=None, test=args.test_size, eval=0),
                                   seed=args.split_seed)
-        test, pool = splits["test"].copy(), pool_with_folds(args.data_file, args.folds, args.test_size, args.split_seed)
+        test, pool = splits["test"].copy(), with_folds(splits["train"], args.folds, args.split_seed)  # the sweep's folds
         test["correct"] = np.asarray(adapter_predictions(splits, Path(args.adapter))) == test["sentiment"]
         pool["correct"] = out_of_fold(pool, sweep, args.trial) == pool["sentiment"]
         for side in (test, pool):

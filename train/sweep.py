@@ -92,12 +92,17 @@ def read_trials(path: str, only: list[str] | None = None) -> list[dict]:
 def pool_with_folds(data_file: str, folds: int, test_size: int, seed: int) -> pd.DataFrame:
     """Every distinct row train.py leaves outside test (seed `seed`), with a `fold` column, per label."""
     splits, _ = split_dataset(read_labelled(data_file), SplitSizes(train=None, test=test_size, eval=0), seed=seed)
-    pool = splits["train"].copy()
+    return with_folds(splits["train"], folds, seed)
+
+
+def with_folds(rows: pd.DataFrame, folds: int, seed: int) -> pd.DataFrame:
+    """A copy of `rows` with a seeded `fold` column, each label spread evenly over the folds."""
+    pool = rows.copy()
     pool["fold"] = -1
     for index, label in enumerate(LABELS):
-        rows = np.flatnonzero(pool["sentiment"].to_numpy() == label)
-        order = np.random.default_rng([seed, 100 + index]).permutation(len(rows))
-        pool.loc[pool.index[rows[order]], "fold"] = np.arange(len(rows)) % folds
+        where = np.flatnonzero(pool["sentiment"].to_numpy() == label)
+        order = np.random.default_rng([seed, 100 + index]).permutation(len(where))
+        pool.loc[pool.index[where[order]], "fold"] = np.arange(len(where)) % folds
     return pool
 
 
@@ -152,6 +157,11 @@ def run_job(folder: Path) -> dict:
             "truth": val["sentiment"].tolist(), "probs": np.round(probs, 6).tolist()}
 
 
+def read_results(path: Path) -> list[dict]:
+    """The lines of a sweep's results.jsonl, one dict per finished job."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def decisions(lines: list[dict]) -> tuple[list[str], np.ndarray, float, dict[str, np.ndarray]]:
     """(truth, fold of each row, the fitted temperature, {decision: predicted labels}) of one trial's
     jobs, deciding three ways: `train` (the training label mix, as the model learned it), `balanced`
@@ -186,7 +196,7 @@ def scores(lines: list[dict]) -> dict:
 
 def summary(out: Path) -> list[dict]:
     """Print one line per trial of OUT/results.jsonl (and write OUT/summary.json)."""
-    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+    lines = read_results(out / "results.jsonl")
     by_trial: dict[str, list[dict]] = {}
     for line in lines:
         by_trial.setdefault(line["trial"], []).append(line)
@@ -234,7 +244,7 @@ def run_sweep(args) -> int:
     done = set()
     results = out / "results.jsonl"
     if results.is_file():
-        lines = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+        lines = read_results(results)
         done = {(line["trial"], line["fold"]) for line in lines}
     jobs = []
     for trial in trials:  # trial-major: a cut-off sweep has whole trials first
