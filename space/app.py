@@ -294,40 +294,84 @@ class Service:
 
 
 class Tools:
-    """The app's public API: /classify and /classify_batch, which its MCP server lists as tools.
+    """What the app answers, all of it through the one Service.
 
-    An MCP client sees each method's name and docstring, so they speak to the caller.
-    (/classify is a batched Gradio event: the queue hands it several callers' headlines at once,
-    as lists; a caller sends and receives one headline.)
+    The browser's events, /classify and /classify_batch, answer with what their components show (gradio_client
+    calls them too). The MCP tools, classify_headline and classify_headlines, answer with data: JSON, and bad
+    input is a tool error. An MCP client sees each tool's name and docstring, so those speak to the caller.
     """
 
     def __init__(self, service: Service):
         self.service = service
 
-    def classify_headline(self, headline: list[str]):  # no return annotation: Gradio 6.31 then costs ~40 ms a call
+    def classify(self, headline: list[str]):  # no return annotation: Gradio 6.31 then costs ~40 ms a call
+        """One headline -> each label's probability, and a notice (empty, or why it was cut or refused).
+
+        A batched event: the queue hands it several callers' headlines at once, as lists.
+        """
+        return self.service.classify_many(headline)
+
+    def classify_batch(self, lines: str, upload: str | None = None):
+        """Headlines, one per line or a CSV's `text` column -> table, chart of the labels, CSV file, notice."""
+        return self.service.classify_batch(lines, upload)
+
+    # The MCP tools. Gradio makes the docstring the tool's description, joining the Returns lines with ", ":
+    # one clause a line. The return annotation is what gr.api sends back: without it, nothing.
+    def classify_headline(self, headline: str) -> str:
         """Label the sentiment of one financial news headline: negative, neutral or positive.
 
         Args:
             headline: one financial news headline in English, e.g. "Kestrel Oyj raises its full-year profit forecast".
 
         Returns:
-            The probability of each label (negative, neutral, positive; they sum to 1), and a notice:
-            empty, or why the headline was cut (too long) or refused (empty).
+            JSON: {"label": "positive", "probabilities": {"negative": 0.05, "neutral": 0.15, "positive": 0.8}}
+            the probabilities sum to 1
+            "notice" is added only when the headline was too long and only its beginning was read
+            a tool error with a one-line message for an empty headline
         """
-        return self.service.classify_many(headline)
+        probabilities, notice = self.service.classify(headline)
+        if probabilities is None:
+            raise refusal(notice)
+        return json.dumps(answer(probabilities, notice))
 
-    def classify_headlines(self, lines: str, upload: str | None = None):
+    def classify_headlines(self, headlines: list[str]) -> str:
         """Label the sentiment of many financial news headlines at once: negative, neutral or positive.
 
         Args:
-            lines: headlines, one per line.
-            upload: optional CSV file with a `text` (or `headline`, `sentence`) column, or one column; used instead of lines.
+            headlines: financial news headlines in English, one per item.
 
         Returns:
-            A table with one row per headline (text, label, then the probability of negative, neutral, positive),
-            a chart of the labels, the table as a CSV file, and a notice (empty, or what was cut or skipped).
+            a JSON list in the order given, one object per headline
+            each {"text": the headline as sent, "label": "negative", "probabilities": {"negative": 0.7, ...}}
+            plus "notice" only when that headline was too long and only its beginning was read
+            a tool error with a one-line message for no headlines, an empty one, or more than the app's batch limit
         """
-        return self.service.classify_batch(lines, upload)
+        limit = self.service.settings.max_batch
+        if not headlines:
+            raise refusal("Give at least one headline.")
+        if len(headlines) > limit:  # refused, not cut: an agent would not notice rows missing from a list
+            raise refusal(f"At most {limit} headlines a call; got {len(headlines)}. Send them in smaller batches.")
+        empty = next((i for i, text in enumerate(headlines) if not (text and text.strip())), None)
+        if empty is not None:
+            raise refusal(f"Headline {empty + 1} of {len(headlines)} is empty; send only headlines with text.")
+        labels, notices = self.service.classify_many(headlines)
+        return json.dumps([{"text": text, **answer(probabilities, notice)}
+                           for text, probabilities, notice in zip(headlines, labels, notices, strict=True)])
+
+
+def answer(probabilities: dict[str, float], notice: str) -> dict:
+    """One headline as data: its label, each label's probability, and a notice only where there is one."""
+    data = {"label": max(probabilities, key=probabilities.get), "probabilities": probabilities}
+    return {**data, "notice": notice} if notice else data
+
+
+def refusal(message: str) -> gr.Error:
+    """Bad input to an MCP tool: Gradio's MCP server answers it as a tool error (isError) with this message.
+
+    No title: with a progress token the server would send "Error: <message>" (gradio/mcp.py,
+    _execute_tool_with_progress). Expected input mistakes, so no traceback in the server's log.
+    """
+    return gr.Error(message, title="", print_exception=False)
 
 
 def _about(service: Service):
@@ -402,9 +446,10 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
             notice = gr.Markdown()
             gr.Examples(EXAMPLES, inputs=text)
             batched = {"batch": True, "max_batch_size": MAX_QUEUED_BATCH}
-            button.click(tools.classify_headline, inputs=text, outputs=[label, notice], api_name="classify",
-                         **batched)
-            text.submit(tools.classify_headline, inputs=text, outputs=[label, notice], api_visibility="private",
+            # "undocumented": callable by gradio_client and over HTTP, but neither on the API page nor an MCP tool
+            button.click(tools.classify, inputs=text, outputs=[label, notice], api_name="classify",
+                         api_visibility="undocumented", **batched)
+            text.submit(tools.classify, inputs=text, outputs=[label, notice], api_visibility="private",
                         **batched)
         with gr.Tab("Batch"):
             lines = gr.Textbox(label="Headlines, one per line", lines=8)
@@ -414,11 +459,15 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
             table = gr.Dataframe(headers=["text", "label", *LABELS], label="Results", wrap=True)
             chart = gr.Plot(label="Label distribution")
             download = gr.File(label="Download the results (CSV)")
-            run.click(tools.classify_headlines, inputs=[lines, upload],
-                      outputs=[table, chart, download, batch_notice], api_name="classify_batch")
+            run.click(tools.classify_batch, inputs=[lines, upload], outputs=[table, chart, download, batch_notice],
+                      api_name="classify_batch", api_visibility="undocumented")
         with gr.Tab("About the model"):
             about_text = gr.Markdown()
             about_plot = gr.Plot(label="Confusion matrix")
+        # The MCP tools: Gradio's MCP server lists the documented endpoints, named after their functions
+        # (gradio/mcp.py get_tool_to_endpoint), so these two are the whole list; the events above are undocumented.
+        gr.api(tools.classify_headline, api_name="classify_headline")
+        gr.api(tools.classify_headlines, api_name="classify_headlines")
         app.load(service.status, outputs=status, api_visibility="private")
         app.load(lambda: _about(service), outputs=[about_text, about_plot], api_visibility="private")
     app.queue(default_concurrency_limit=settings.concurrency, max_size=64)

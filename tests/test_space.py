@@ -112,35 +112,115 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _mcp_session(url: str, headline: str):
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
-
-    async with streamablehttp_client(url) as (read, write, _), ClientSession(read, write) as session:
-        await session.initialize()
-        tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-        result = await session.call_tool("classify_headline", {"headline": headline})
-        return tools, result
+HEADLINES = ["Kestrel Oyj raises its full-year profit forecast", "Norvale Group to cut 450 jobs as orders slump",
+             "Ferrow Bank will publish its interim report on 28 April"]
 
 
-def test_the_mcp_server_lists_self_describing_tools_and_classifies(tiny_phi, evaluated):
-    settings = Settings(base_model=str(tiny_phi), adapter=str(evaluated), load_in_4bit="false", mcp=True)
-    app = build_app(settings)
+@pytest.fixture(scope="module")
+def mcp_app(tiny_phi, evaluated):
+    """The app launched with its MCP server (batch limit 3); yields its MCP URL and the service behind it."""
+    settings = Settings(base_model=str(tiny_phi), adapter=str(evaluated), load_in_4bit="false", max_batch=3, mcp=True)
+    service = Service(settings)
+    app = build_app(settings, service)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, mcp_server=True)
     try:
-        tools, result = asyncio.run(_mcp_session(f"http://127.0.0.1:{port}/gradio_api/mcp/",
-                                                 "Kestrel Oyj raises its full-year profit forecast"))
+        yield f"http://127.0.0.1:{port}/gradio_api/mcp/", service
     finally:
         app.close()
-    assert {"classify_headline", "classify_headlines"} <= set(tools)
-    single = tools["classify_headline"]
+
+
+def mcp(url: str, *calls: tuple[str, dict], progress: bool = False):
+    """The tool list and each call's result, through the real MCP client (progress: ask for progress updates,
+    which takes the Gradio MCP server's other way of answering)."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    async def on_progress(*_):
+        pass
+
+    async def session_calls():
+        async with streamablehttp_client(url) as (read, write, _), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+            results = [await session.call_tool(name, arguments, progress_callback=on_progress if progress else None)
+                       for name, arguments in calls]
+            return tools, results
+
+    return asyncio.run(session_calls())
+
+
+def data(result):
+    """A tool's answer: one text part holding JSON (and structuredContent, where Gradio fills it, the same)."""
+    assert not result.isError, result.content
+    [part] = result.content
+    payload = json.loads(part.text)
+    assert result.structuredContent in (None, payload)  # Gradio 6.31 leaves it empty unless gr.tool(structured_output)
+    return payload
+
+
+def test_the_mcp_tools_are_the_two_data_tools_and_describe_themselves(mcp_app):
+    tools, _ = mcp(mcp_app[0])
+    assert set(tools) == {"classify_headline", "classify_headlines"}  # not the browser's /classify, /classify_batch
+    single, many = tools["classify_headline"], tools["classify_headlines"]
     assert single.description.startswith("Label the sentiment of one financial news headline")
-    assert "headline" in single.inputSchema["properties"]
-    assert "one financial news headline in English" in json.dumps(single.inputSchema)
-    assert not result.isError
-    text = " ".join(part.text for part in result.content if getattr(part, "text", None))
-    assert all(label in text for label in LABELS), text
+    assert '"label"' in single.description and '"probabilities"' in single.description  # the answer's shape
+    assert single.inputSchema["required"] == ["headline"]
+    assert single.inputSchema["properties"]["headline"]["type"] == "string"
+    assert "one financial news headline in English" in single.inputSchema["properties"]["headline"]["description"]
+    assert many.description.startswith("Label the sentiment of many financial news headlines")
+    assert '"text"' in many.description and "batch limit" in many.description
+    assert many.inputSchema["properties"]["headlines"]["type"] == "array"
+    assert many.inputSchema["properties"]["headlines"]["items"] == {"type": "string"}
+
+
+def test_classify_headline_answers_json_with_the_apps_probabilities(mcp_app):
+    url, service = mcp_app
+    _, [result] = mcp(url, ("classify_headline", {"headline": HEADLINES[0]}))
+    answer = data(result)
+    expected = service.classifier.predict_proba([HEADLINES[0]])[0]  # the UI's scorer, on the same model
+    assert set(answer) == {"label", "probabilities"}  # no notice: nothing was cut
+    assert list(answer["probabilities"]) == list(LABELS)
+    assert [answer["probabilities"][label] for label in LABELS] == pytest.approx(expected, abs=1e-6)
+    assert answer["label"] == LABELS[int(expected.argmax())]
+
+
+def test_an_over_long_headline_comes_back_with_a_notice(mcp_app):
+    _, [result] = mcp(mcp_app[0], ("classify_headline", {"headline": "Kestrel " * 1000}))
+    answer = data(result)
+    assert answer["notice"] == "The headline was too long; only its beginning was read."
+    assert answer["label"] in LABELS and sum(answer["probabilities"].values()) == pytest.approx(1)
+
+
+def test_classify_headlines_answers_a_row_per_headline_and_no_figure(mcp_app):
+    url, service = mcp_app
+    _, [result] = mcp(url, ("classify_headlines", {"headlines": HEADLINES}))
+    rows = data(result)
+    expected = service.classifier.predict_proba(HEADLINES)  # one batch, as the tool scores them
+    assert [row["text"] for row in rows] == HEADLINES
+    for row, probs in zip(rows, expected, strict=True):
+        assert set(row) == {"text", "label", "probabilities"}
+        assert [row["probabilities"][label] for label in LABELS] == pytest.approx(probs, abs=1e-6)
+        assert row["label"] == LABELS[int(probs.argmax())]
+    assert not any(word in result.content[0].text.lower() for word in ("plotly", "figure", "layout", ".csv"))
+
+
+@pytest.mark.parametrize("progress", [False, True], ids=["plain", "with-progress"])
+def test_bad_input_is_a_tool_error_with_one_line(mcp_app, progress):
+    """Gradio's MCP server answers a call two ways (with progress updates or without); the message is the same."""
+    _, results = mcp(mcp_app[0],
+                     ("classify_headline", {"headline": "   "}),
+                     ("classify_headlines", {"headlines": []}),
+                     ("classify_headlines", {"headlines": [HEADLINES[0], ""]}),
+                     ("classify_headlines", {"headlines": HEADLINES + ["Tundra Robotics wins an order"]}),
+                     progress=progress)
+    assert all(result.isError for result in results)
+    assert [result.content[0].text for result in results] == [
+        "Type a headline first.",
+        "Give at least one headline.",
+        "Headline 2 of 2 is empty; send only headlines with text.",
+        "At most 3 headlines a call; got 4. Send them in smaller batches.",
+    ]
 
 
 def test_eval_results_are_read_once_per_service_not_per_page_view(tiny_phi, evaluated, monkeypatch):
