@@ -17,6 +17,7 @@ import copy
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
     from .adapter_info import check_info, read_info
@@ -28,6 +29,9 @@ except ImportError:
 logger = logging.getLogger(__name__)
 
 LABELS = ("negative", "neutral", "positive")
+DEFAULT_ADAPTER = Path(__file__).resolve().parent / "default-adapter"  # shipped: SmolLM2-135M, see its README.md
+TEXT_COLUMNS = ("text", "headline", "sentence")  # a table's headline column, where none is named
+MAX_CHARS = 2_000  # longer input is cut before tokenizing; the model's own token limit applies after
 
 # One prompt for training and inference. The headline goes in square brackets
 # and the model completes the line with " <label>"; loss is on that completion only.
@@ -191,6 +195,17 @@ class Classifier:
     @property
     def _head(self):
         return self.model.get_output_embeddings()
+
+    def fit(self, text: str) -> tuple[str, bool]:
+        """The headline cut to what the model can take after the prompt; whether it was cut."""
+        limit = getattr(self.model.config, "max_position_embeddings", 2048) - 128  # room for the prompt
+        if 4 * len(text) <= limit:  # a character is at most 4 bytes, so at most 4 byte-level tokens: fits
+            return text, False
+        cut = text[:MAX_CHARS]
+        ids = self.tokenizer(cut, add_special_tokens=False).input_ids
+        if len(ids) > limit:
+            cut = self.tokenizer.decode(ids[:limit])
+        return cut, cut != text
 
     def predict_proba(self, texts: list[str], batch_size: int = 32, progress: bool = False):
         """An (N, 3) numpy array: P(label | prompt) for LABELS, each row summing to 1."""

@@ -1,0 +1,407 @@
+"""Label the sentiment of every headline in a file of any size: streamed, resumable, repeats scored once.
+
+    finsent classify news.csv -o labelled.parquet       # or: python eval/classify.py news.csv -o labelled.parquet
+    cat headlines.txt | finsent classify - -o -         # one headline a line in, CSV out
+    accelerate launch --num_processes 2 eval/classify.py news.parquet -o labelled.parquet   # sharded over processes
+
+The input is read in chunks (--chunk_rows) and each chunk's scores are written to a part file in
+a folder beside the output (`.OUTPUT.parts/`), so memory does not grow with the file and a run
+that is stopped, killed included, continues where it stopped when the same command runs again:
+no finished chunk is scored twice, and the output is byte-identical to an uninterrupted run's.
+The output is written beside its place and renamed into it at the end, so it is never a
+half-written file. A headline that repeats one met before in the run (compared as the split
+compares texts: Unicode NFKC, whitespace and case folded) is scored once and its scores copied.
+
+The output holds every input column in input order, then `label`, the probability of each label
+and `status` (empty for a labelled row; truncated: labelled on its beginning; missing, empty or
+not text: no label). The run's provenance (models, adapter digest, prompt version, prior,
+temperature, finsent version, date, counts) is in the Parquet file's key-value metadata, or in
+OUTPUT.json beside a CSV. The scorer is the app's and eval/evaluate.py's (classifier.py), with
+the adapter's temperature and the label prior as there. SOURCE_DATE_EPOCH, if set, is the date
+recorded (reproducible outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import closing
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from finsent.eval.tables import Chunk, open_table, output_format, write_table
+from finsent.space.adapter_info import AdapterMismatch, local_weights, weights_sha256
+from finsent.space.classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, load_classifier
+from finsent.space.embedded import EMBEDDED_MODEL_ID
+from finsent.train.data import UsageError, text_key
+
+logger = logging.getLogger("finsent.classify")
+
+LABELLED = ("", "truncated")  # statuses of rows that get a label
+KEY, PENDING = "\x00key", "\x00pending"  # columns of the part files only: a row's headline digest; a repeat
+IN_CLAUSE = 500  # digests looked up in one SQL statement
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", help="a .csv, .tsv, .jsonl, .parquet or .txt (one headline a line) file, a "
+                        "save_to_disk folder, a Hub dataset id, or - for standard input (one headline a line)")
+    parser.add_argument("-o", "--output", required=True, help="a .parquet or .csv file, or - for standard output (CSV)")
+    parser.add_argument("--adapter", default="default", help="a LoRA adapter folder or Hub id; `none` for the base "
+                        f"alone (default: the shipped {DEFAULT_ADAPTER.name}/, as in the app)")
+    parser.add_argument("--base_model", help=f"base model id or folder (default: the adapter's own base, else "
+                        f"{EMBEDDED_MODEL_ID})")
+    parser.add_argument("--text_column", help="the headline column (default: text, headline or sentence)")
+    parser.add_argument("--format", choices=("csv", "tsv", "jsonl", "parquet", "lines"),
+                        help="the input's format (default: by its extension)")
+    parser.add_argument("--dataset_config", help="with a Hub dataset id: its files under this folder")
+    parser.add_argument("--label_prior", default="balanced",
+                        help="label mix to decide for: balanced (equal priors, the default, as the app), train (the "
+                        "adapter's training mix), shares such as negative=0.12,neutral=0.6,positive=0.28, or a "
+                        "labelled file whose label mix to take")
+    parser.add_argument("--prefix", default="", help="put before the added column names (label, negative, neutral, "
+                        "positive, status) where the input has columns of those names, e.g. pred_")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no log; the closing line stays")
+    parser.add_argument("--batch_size", type=int, default=32, help="headlines per model call")
+    parser.add_argument("--chunk_rows", type=int, default=4096,
+                        help="rows read, scored and saved at a time (what a resumed run does not redo)")
+    parser.add_argument("--load_in_4bit", choices=("auto", "true", "false"), default="auto",
+                        help="auto (default): the base quantized as the adapter trained; true/false force it")
+    parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
+                        help="compute precision (default: as the app: bf16 where the hardware has it, else fp32)")
+    parser.add_argument("--allow_other_base", action="store_true",
+                        help="load the adapter on a base whose weights differ from those it was trained on")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=logging.WARNING if args.quiet else logging.INFO)
+    if args.quiet:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its "Loading weights" bar
+    try:
+        summary = classify(args)
+    except UsageError as err:  # the user's to fix: one line, no traceback, nothing written
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if summary:
+        print(summary, file=sys.stderr, flush=True)
+    return 0
+
+
+def classify(args: argparse.Namespace) -> str | None:
+    """Label every row of args.input into args.output; the closing line (None in processes other than the first)."""
+    import torch
+    from accelerate import PartialState
+
+    start = time.perf_counter()
+    check_flags(args)
+    state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes join over gloo, as in training
+    if state.num_processes > 1 and "-" in (args.input, args.output):
+        raise UsageError("with several processes, read from a file and write to a file (not -): each process "
+                         "reads the input and the first one writes the output")
+    prior = parse_prior(args.label_prior)
+    adapter = None if args.adapter.lower() == "none" else str(DEFAULT_ADAPTER) if args.adapter == "default" \
+        else args.adapter
+    if args.adapter == "default" and not (DEFAULT_ADAPTER / "adapter_config.json").is_file():
+        raise UsageError(f"the shipped adapter {DEFAULT_ADAPTER} is missing; pass --adapter FOLDER or --adapter none")
+    base = args.base_model or (adapter_base(adapter) if adapter else EMBEDDED_MODEL_ID)
+    table = open_table(args.input, args.format, args.text_column, args.dataset_config)
+    try:
+        added = [args.prefix + name for name in ("label", *LABELS, "status")]
+        clash = [name for name in added if name in table.columns]
+        if clash:
+            raise UsageError(f"{args.input}: it already has column(s) {clash}; pass --prefix pred_ (or rename them)")
+        if table.rows == 0:
+            raise UsageError(f"{args.input}: no rows to label; write one headline a row")
+        classifier = get_classifier(base, adapter, args, prior, str(state.device))
+        provenance = {
+            "finsent_version": version("finsent"),
+            "base_model": base,
+            "adapter": adapter,
+            "adapter_weights_sha256": weights_sha256(local_weights(adapter)) if adapter else None,
+            "prompt_version": PROMPT_VERSION,
+            "labels": list(LABELS),
+            "label_prior": prior,
+            "log_prior_shift": classifier.log_prior_shift,
+            "temperature": classifier.temperature,
+            "precision": classifier.precision,
+            "device": state.device.type,
+            "text_column": table.text_column,
+            "chunk_rows": args.chunk_rows,
+            "batch_size": args.batch_size,  # which headlines share a model call moves the last bits of a score
+        }
+        with Parts(args.output, provenance, state) as parts:
+            done = score_chunks(table, classifier, parts, args, state)
+            state.wait_for_everyone()
+            if not state.is_main_process:
+                return None
+            provenance = {**provenance, "input": args.input, "rows": table.rows, "created": parts.created}
+            counts = Counter()
+            write_table(args.output, parts.merged(table.rows, args.chunk_rows, args.prefix, counts),
+                        lambda: {**provenance, "counts": dict(counts)})
+    finally:
+        table.close()
+    return closing_line(args.output, table.rows, counts, done, time.perf_counter() - start)
+
+
+def check_flags(args) -> None:
+    output_format(args.output)
+    for name in ("batch_size", "chunk_rows"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} {getattr(args, name)}: give a whole number of 1 or more")
+    if args.output != "-" and Path(args.output).exists() and not args.overwrite:
+        raise UsageError(f"-o {args.output}: it exists; pass --overwrite to replace it, or write elsewhere")
+
+
+def parse_prior(text: str):
+    from finsent.eval.evaluate import parse_prior as parse
+
+    return parse(text)
+
+
+def adapter_base(adapter: str) -> str:
+    from finsent.eval.evaluate import adapter_base as base
+
+    return base(adapter)
+
+
+def get_classifier(base: str, adapter: str | None, args, prior, device: str):
+    try:
+        return load_classifier(base, adapter, load_in_4bit=args.load_in_4bit, dtype=args.dtype, device=device,
+                               label_prior=prior, allow_other_base=args.allow_other_base)
+    except AdapterMismatch as err:  # its message names the fix
+        raise UsageError(str(err)) from None
+    except (OSError, ValueError) as err:  # not found, not a model, Hub unreachable
+        what = f"--adapter {adapter}" if adapter else f"base model {base}"
+        raise UsageError(f"{what}: cannot load it ({str(err).strip().splitlines()[0]}); pass a local folder, or a "
+                         "Hub id with the network to fetch it") from None
+
+
+def score_chunks(table, classifier, parts: Parts, args, state) -> int:
+    """Score this process's chunks that no earlier run finished; the number of chunks found done."""
+    from tqdm.auto import tqdm
+
+    mine = [i for i in range(math.ceil(table.rows / args.chunk_rows)) if i % state.num_processes == state.process_index]
+    bar = tqdm(total=sum(min(args.chunk_rows, table.rows - i * args.chunk_rows) for i in mine), unit="row",
+               desc="classify", disable=args.quiet or not sys.stderr.isatty() or not state.is_main_process)
+    done, chain = 0, hashlib.sha256()
+    with Seen(parts.folder / f"seen-{state.process_index}.db") as seen:
+        for index, chunk in enumerate(table.chunks(args.chunk_rows)):
+            keys = [digest(text) if text is not None else None for text in chunk.texts]
+            earlier = seen.known({k for k in keys if k is not None})
+            first = {}  # headline digest -> its first row in this chunk, for headlines new to the run
+            for row, key in enumerate(keys):
+                if key is not None and key not in earlier and key not in first:
+                    first[key] = row
+            seen.add(first)
+            chain.update(content_digest(chunk))  # the input up to here: a part is only right after the same rows
+            if index % state.num_processes != state.process_index:
+                continue
+            if parts.done(index, chain.hexdigest()):
+                done += 1
+            else:
+                parts.write(index, chain.hexdigest(), scored_part(chunk, keys, earlier, first, classifier, args))
+            bar.update(len(chunk.texts))
+    bar.close()
+    if done:
+        logger.info("%d chunk(s) were done by an earlier run; not scored again", done)
+    return done
+
+
+def scored_part(chunk: Chunk, keys, earlier: set, first: dict, classifier, args) -> pa.Table:
+    """The chunk's rows with their labels, probabilities and status; repeats of earlier chunks left to the merge."""
+    fitted = [classifier.fit(chunk.texts[row]) for row in first.values()]
+    probs = classifier.predict_proba([text for text, _ in fitted], batch_size=args.batch_size) if fitted \
+        else np.zeros((0, len(LABELS)))
+    where = {key: i for i, key in enumerate(first)}
+    table = np.full((len(keys), len(LABELS)), np.nan)
+    status, pending = list(chunk.status), [False] * len(keys)
+    for row, key in enumerate(keys):
+        if key in where:
+            table[row] = probs[where[key]]
+            status[row] = "truncated" if fitted[where[key]][1] else ""
+        elif key is not None:  # met in an earlier chunk, scored there
+            pending[row] = key in earlier
+    labels = [LABELS[int(p.argmax())] if not np.isnan(p[0]) else "" for p in table]
+    columns = {"label": labels, **{label: table[:, j] for j, label in enumerate(LABELS)}, "status": status,
+               KEY: [k or b"" for k in keys], PENDING: pending}
+    rows = chunk.rows
+    for name, values in columns.items():
+        rows = rows.append_column(name, pa.array(values))
+    return rows
+
+
+def digest(text: str) -> bytes:
+    """A headline as the split compares texts (text_key), in 16 bytes."""
+    return hashlib.blake2b(text_key(text).encode(), digest_size=16).digest()
+
+
+def content_digest(chunk: Chunk) -> bytes:
+    return hashlib.sha256(repr(chunk.rows.to_pylist()).encode()).digest()
+
+
+class Seen:
+    """The headline digests met so far in the run, on disk (SQLite), so memory stays flat on any file."""
+
+    def __init__(self, path: Path):
+        path.unlink(missing_ok=True)
+        self.db = sqlite3.connect(path)
+        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; CREATE TABLE seen (k BLOB PRIMARY KEY)")
+
+    def known(self, keys: set[bytes]) -> set[bytes]:
+        keys, found = list(keys), set()
+        for i in range(0, len(keys), IN_CLAUSE):
+            part = keys[i : i + IN_CLAUSE]
+            found |= {k for (k,) in self.db.execute(f"SELECT k FROM seen WHERE k IN ({','.join('?' * len(part))})",
+                                                     part)}
+        return found
+
+    def add(self, keys) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((k,) for k in keys))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.db.close()
+
+
+class Parts:
+    """The run's finished chunks, a Parquet file each, in `.OUTPUT.parts/` beside the output: what a rerun resumes.
+
+    A part counts as done when it exists (each is written beside its place and renamed) and was made
+    by the same settings (run.json) from the same input up to and including its chunk (a running
+    digest of the chunks' content, in its metadata). Parts of other settings are removed.
+    """
+
+    def __init__(self, output: str, settings: dict, state):
+        self.state = state
+        self._temporary = tempfile.TemporaryDirectory(prefix="finsent-classify-") if output == "-" else None
+        self.folder = Path(self._temporary.name) if self._temporary else \
+            Path(output).parent / f".{Path(output).name}.parts"
+        manifest = self.folder / "run.json"
+        if state.is_main_process:
+            old = json.loads(manifest.read_text()) if manifest.is_file() else None
+            if old is None or old.get("settings") != settings:
+                if old is not None:
+                    logger.info("%s holds parts of a run with other settings; starting again", self.folder)
+                shutil.rmtree(self.folder, ignore_errors=True)
+                self.folder.mkdir(parents=True)
+                old = {"settings": settings, "created": created()}
+                tmp = manifest.with_suffix(".tmp")
+                tmp.write_text(json.dumps(old, indent=2) + "\n")
+                tmp.replace(manifest)
+            logger.info("parts in %s (a rerun of the same command resumes from them)", self.folder)
+        state.wait_for_everyone()
+        self.created = json.loads(manifest.read_text())["created"]
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"part-{index:07d}.parquet"
+
+    def done(self, index: int, chain: str) -> bool:
+        try:
+            metadata = pq.read_schema(self.path(index)).metadata or {}
+        except (OSError, pa.ArrowException):
+            return False
+        return metadata.get(b"input_sha256") == chain.encode()
+
+    def write(self, index: int, chain: str, rows: pa.Table) -> None:
+        tmp = self.path(index).with_suffix(f".tmp{self.state.process_index}")
+        pq.write_table(rows.replace_schema_metadata({b"input_sha256": chain.encode()}), tmp)
+        tmp.replace(self.path(index))
+
+    def merged(self, rows: int, chunk_rows: int, prefix: str, counts: Counter):
+        """The parts in input order, repeats filled from their first occurrence; counts what it yields."""
+        with closing(sqlite3.connect(self.folder / "merge.db")) as db:
+            db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; DROP TABLE IF EXISTS scores; "
+                             "CREATE TABLE scores (k BLOB PRIMARY KEY, status TEXT, a REAL, b REAL, c REAL)")
+            for index in range(math.ceil(rows / chunk_rows)):
+                part = pq.read_table(self.path(index)).replace_schema_metadata(None)
+                yield fill_repeats(part, db, prefix, counts)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if self._temporary is not None:
+            self._temporary.cleanup()
+        elif kind is None and self.state.is_main_process:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def fill_repeats(part: pa.Table, db, prefix: str, counts: Counter) -> pa.Table:
+    keys, pending = part.column(KEY).to_pylist(), part.column(PENDING).to_pylist()
+    status = part.column("status").to_pylist()
+    probs = np.stack([part.column(label).to_numpy(zero_copy_only=False) for label in LABELS], axis=1)
+    new = [(k, s, *map(float, p)) for k, s, p, wait in zip(keys, status, probs, pending, strict=True)
+           if s in LABELLED and not wait]
+    db.executemany("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?)", new)
+    counts["scored"] += len({row[0] for row in new})
+    wanted = list({k for k, wait in zip(keys, pending, strict=True) if wait})
+    found = {}
+    for i in range(0, len(wanted), IN_CLAUSE):
+        part_keys = wanted[i : i + IN_CLAUSE]
+        found |= {k: rest for k, *rest in db.execute(
+            f"SELECT k, status, a, b, c FROM scores WHERE k IN ({','.join('?' * len(part_keys))})", part_keys)}
+    labels = part.column("label").to_pylist()
+    for row, (key, wait) in enumerate(zip(keys, pending, strict=True)):
+        if wait:
+            status[row], *values = found[key]
+            probs[row] = values
+            labels[row] = LABELS[int(np.argmax(values))]
+    for value in status:
+        counts[value or "labelled"] += 1
+    counts["repeats"] = counts["labelled"] + counts["truncated"] - counts["scored"]
+    names = ["label", *LABELS, "status"]
+    columns = {"label": labels, **{label: probs[:, j] for j, label in enumerate(LABELS)}, "status": status}
+    part = part.drop_columns([*names, KEY, PENDING])
+    for name in names:
+        values = columns[name]
+        array = pa.array(values, pa.string()) if name in ("label", "status") else \
+            pa.array(values, pa.float64(), mask=np.isnan(values))  # no label, no probabilities: null
+        part = part.append_column(prefix + name, array)
+    return part
+
+
+def created() -> str:
+    """Now (UTC), or SOURCE_DATE_EPOCH where set: the date a run records."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc) if epoch else \
+        datetime.datetime.now(datetime.timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
+def closing_line(output: str, rows: int, counts: Counter, done: int, seconds: float) -> str:
+    labelled = counts["labelled"] + counts["truncated"]
+    skipped = {reason: counts[reason] for reason in ("missing", "empty", "not text") if counts[reason]}
+    why = f" ({', '.join(f'{n:,} {reason}' for reason, n in skipped.items())})" if skipped else ""
+    cut = f", {counts['truncated']:,} truncated" if counts["truncated"] else ""
+    resumed = f"; {done} chunk(s) done by an earlier run" if done else ""
+    where = "standard output" if output == "-" else output
+    return (f"classify: {rows:,} rows, {labelled:,} labelled ({counts['scored']:,} scored, {counts['repeats']:,} "
+            f"repeats{cut}), {sum(skipped.values()):,} skipped{why}; {rows / seconds:,.1f} headlines/s, "
+            f"{seconds:,.1f} s{resumed} -> {where}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
