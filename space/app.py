@@ -38,11 +38,11 @@ import gradio as gr
 
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
     from . import figures
-    from .classifier import LABELS, load_classifier
+    from .classifier import DEFAULT_ADAPTER, LABELS, TEXT_COLUMNS, load_classifier
     from .embedded import EMBEDDED_MODEL_ID
 except ImportError:
     import figures
-    from classifier import LABELS, load_classifier
+    from classifier import DEFAULT_ADAPTER, LABELS, TEXT_COLUMNS, load_classifier
     from embedded import EMBEDDED_MODEL_ID
 
 try:  # ZeroGPU Spaces lend a GPU per call to functions marked with @spaces.GPU; elsewhere it passes calls through
@@ -52,10 +52,7 @@ try:  # ZeroGPU Spaces lend a GPU per call to functions marked with @spaces.GPU;
 except ImportError:
     spaces, ON_ZERO_GPU = None, False
 
-DEFAULT_ADAPTER = Path(__file__).resolve().parent / "default-adapter"  # shipped: SmolLM2-135M, see its README.md
-MAX_CHARS = 2_000  # longer input is cut before tokenizing; the token limit applies after
 MAX_QUEUED_BATCH = 16  # single-headline requests waiting in the queue, scored together
-TEXT_COLUMNS = ("text", "headline", "sentence")
 EXAMPLES = [  # written for this app; fictional companies
     "Kestrel Oyj raises its full-year operating profit forecast",
     "Norvale Group to cut 450 jobs as orders slump",
@@ -202,13 +199,7 @@ class Service:
 
     def fit(self, text: str) -> tuple[str, bool]:
         """The headline cut to what the model can take after the prompt; whether it was cut."""
-        tokenizer = self.classifier.tokenizer
-        limit = getattr(self.classifier.model.config, "max_position_embeddings", 2048) - 128  # room for the prompt
-        cut = text[:MAX_CHARS]
-        ids = tokenizer(cut, add_special_tokens=False).input_ids
-        if len(ids) > limit:
-            cut = tokenizer.decode(ids[:limit])
-        return cut, cut != text
+        return self.classifier.fit(text)
 
     def predict(self, texts: list[str]):
         return predict_probabilities(self.id, texts)

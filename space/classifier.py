@@ -199,7 +199,7 @@ class Classifier:
     def fit(self, text: str) -> tuple[str, bool]:
         """The headline cut to what the model can take after the prompt; whether it was cut."""
         limit = getattr(self.model.config, "max_position_embeddings", 2048) - 128  # room for the prompt
-        if 4 * len(text) <= limit:  # a character is at most 4 bytes, so at most 4 byte-level tokens: fits
+        if len(text) <= MAX_CHARS and 4 * len(text) <= limit:  # a character is at most 4 bytes, so 4 byte-level tokens
             return text, False
         cut = text[:MAX_CHARS]
         ids = self.tokenizer(cut, add_special_tokens=False).input_ids
