@@ -54,6 +54,7 @@ logger = logging.getLogger("finsent.classify")
 
 LABELLED = ("", "truncated")  # statuses of rows that get a label
 KEY, PENDING = "\x00key", "\x00pending"  # columns of the part files only: a row's headline digest; a repeat
+ADDED = ("label", *LABELS, "status")  # the columns classify adds, named "\x00label" & co. in the part files
 IN_CLAUSE = 500  # digests looked up in one SQL statement
 
 
@@ -127,7 +128,7 @@ def classify(args: argparse.Namespace) -> str | None:
     base = args.base_model or (adapter_base(adapter) if adapter else EMBEDDED_MODEL_ID)
     table = open_table(args.input, args.format, args.text_column, args.dataset_config)
     try:
-        added = [args.prefix + name for name in ("label", *LABELS, "status")]
+        added = [args.prefix + name for name in ADDED]
         clash = [name for name in added if name in table.columns]
         if clash:
             raise UsageError(f"{args.input}: it already has column(s) {clash}; pass --prefix pred_ (or rename them)")
@@ -158,7 +159,7 @@ def classify(args: argparse.Namespace) -> str | None:
             provenance = {**provenance, "input": args.input, "rows": table.rows, "created": parts.created}
             counts = Counter()
             write_table(args.output, parts.merged(table.rows, args.chunk_rows, args.prefix, counts),
-                        lambda: {**provenance, "counts": dict(counts)})
+                        lambda: {**provenance, "counts": dict(counts)}, parts.folder)
     finally:
         table.close()
     return closing_line(args.output, table.rows, counts, done, time.perf_counter() - start)
@@ -243,10 +244,10 @@ def scored_part(chunk: Chunk, keys, earlier: set, first: dict, classifier, args)
         elif key is not None:  # met in an earlier chunk, scored there
             pending[row] = key in earlier
     labels = [LABELS[int(p.argmax())] if not np.isnan(p[0]) else "" for p in table]
-    columns = {"label": labels, **{label: table[:, j] for j, label in enumerate(LABELS)}, "status": status,
-               KEY: [k or b"" for k in keys], PENDING: pending}
+    columns = {"label": labels, **{label: table[:, j] for j, label in enumerate(LABELS)}, "status": status}
     rows = chunk.rows
-    for name, values in columns.items():
+    for name, values in {**{f"\x00{k}": v for k, v in columns.items()}, KEY: [k or b"" for k in keys],
+                         PENDING: pending}.items():
         rows = rows.append_column(name, pa.array(values))
     return rows
 
@@ -351,8 +352,8 @@ class Parts:
 
 def fill_repeats(part: pa.Table, db, prefix: str, counts: Counter) -> pa.Table:
     keys, pending = part.column(KEY).to_pylist(), part.column(PENDING).to_pylist()
-    status = part.column("status").to_pylist()
-    probs = np.stack([part.column(label).to_numpy(zero_copy_only=False) for label in LABELS], axis=1)
+    status = part.column("\x00status").to_pylist()
+    probs = np.stack([part.column(f"\x00{label}").to_numpy(zero_copy_only=False) for label in LABELS], axis=1)
     new = [(k, s, *map(float, p)) for k, s, p, wait in zip(keys, status, probs, pending, strict=True)
            if s in LABELLED and not wait]
     db.executemany("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?)", new)
@@ -363,7 +364,7 @@ def fill_repeats(part: pa.Table, db, prefix: str, counts: Counter) -> pa.Table:
         part_keys = wanted[i : i + IN_CLAUSE]
         found |= {k: rest for k, *rest in db.execute(
             f"SELECT k, status, a, b, c FROM scores WHERE k IN ({','.join('?' * len(part_keys))})", part_keys)}
-    labels = part.column("label").to_pylist()
+    labels = part.column("\x00label").to_pylist()
     for row, (key, wait) in enumerate(zip(keys, pending, strict=True)):
         if wait:
             status[row], *values = found[key]
@@ -372,10 +373,9 @@ def fill_repeats(part: pa.Table, db, prefix: str, counts: Counter) -> pa.Table:
     for value in status:
         counts[value or "labelled"] += 1
     counts["repeats"] = counts["labelled"] + counts["truncated"] - counts["scored"]
-    names = ["label", *LABELS, "status"]
     columns = {"label": labels, **{label: probs[:, j] for j, label in enumerate(LABELS)}, "status": status}
-    part = part.drop_columns([*names, KEY, PENDING])
-    for name in names:
+    part = part.drop_columns([*(f"\x00{name}" for name in ADDED), KEY, PENDING])
+    for name in ADDED:
         values = columns[name]
         array = pa.array(values, pa.string()) if name in ("label", "status") else \
             pa.array(values, pa.float64(), mask=np.isnan(values))  # no label, no probabilities: null

@@ -346,10 +346,11 @@ def sidecar(target: str | os.PathLike) -> Path:
     return Path(f"{target}.json")
 
 
-def write_table(target: str, tables: Iterator[pa.Table], provenance: Callable[[], dict]) -> None:
+def write_table(target: str, tables: Iterator[pa.Table], provenance: Callable[[], dict], scratch: Path) -> None:
     """Write the chunks to `target` (.parquet, .csv or - for standard output) whole or not at all.
 
-    The file is written beside the target and renamed into place, so `target` is never half-written.
+    The file is written into `scratch` (a folder on the target's file system) and renamed into place,
+    so `target` is never half-written.
     `provenance()`, called once every chunk is written, goes into the Parquet file's key-value
     metadata (key `finsent`), or into OUTPUT.json beside a CSV (standard output: nowhere).
     """
@@ -361,7 +362,7 @@ def write_table(target: str, tables: Iterator[pa.Table], provenance: Callable[[]
         return
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    tmp = Path(scratch) / f"{final.name}.tmp"
     try:
         if fmt == "parquet":
             _write_parquet(tmp, tables, provenance)
@@ -370,7 +371,7 @@ def write_table(target: str, tables: Iterator[pa.Table], provenance: Callable[[]
                 for i, table in enumerate(tables):
                     table.to_pandas().to_csv(out, header=i == 0, index=False)
             side = sidecar(final)
-            side_tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
+            side_tmp = Path(scratch) / f"{side.name}.tmp"
             side_tmp.write_text(json.dumps(provenance(), indent=2) + "\n")
             side_tmp.replace(side)
         os.replace(tmp, final)
