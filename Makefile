@@ -27,17 +27,17 @@ browser:
 
 # The app on the embedded default, offline, at http://127.0.0.1:7860 (Ctrl-C stops it).
 demo: setup
-	$(BIN)/python space/app.py
+	$(BIN)/finsent app
 
 # The shipped default adapter, from scratch (README: wall time and memory): train, then export into space/.
 default-adapter: setup browser
-	$(BIN)/python train/train.py --config default-embedded --data_file $(PHRASEBANK)/all-data.csv
-	$(BIN)/python train/export.py runs/default-embedded space/default-adapter
+	$(BIN)/finsent train --config default-embedded --data_file $(PHRASEBANK)/all-data.csv
+	$(BIN)/finsent export runs/default-embedded space/default-adapter
 
 # A short run of the CPU recipe on the sample headlines.
 demo-train: setup
 	rm -rf $(DEMO_DIR)
-	$(BIN)/python train/train.py --config cpu-embedded --data_file train/sample_headlines.csv \
+	$(BIN)/finsent train --config cpu-embedded --data_file train/sample_headlines.csv \
 		--train_size 30 --test_size 15 --eval_size 5 --num_train_epochs 1 --output_dir $(DEMO_DIR)
 
 test: setup browser
