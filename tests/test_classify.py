@@ -360,3 +360,34 @@ def test_an_existing_output_is_refused_unless_overwrite_and_prefix_keeps_input_c
     assert "out.csv: it exists; pass --overwrite" in capsys.readouterr().err and out.read_text() == "keep me\n"
     assert run(tmp_path, source, out, evaluated, "--prefix", "pred_", "--overwrite") == 0
     assert out.read_text().splitlines()[0] == "text,label,pred_label,pred_negative,pred_neutral,pred_positive,pred_status"
+
+
+class Terminal:
+    """Standard error as a terminal: what classify draws its progress bar on."""
+
+    def __init__(self):
+        import io
+
+        self.buffer = io.StringIO()
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        return self.buffer.write(text)
+
+    def flush(self):
+        pass
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_progress_bar_with_rate_and_eta_on_a_terminal_unless_quiet(tmp_path, evaluated, monkeypatch, quiet):
+    source = write_csv(tmp_path / "in.csv", enumerate(HEADLINES), ("id", "text"))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    argv = [str(source), "-o", str(tmp_path / "out.csv"), "--adapter", str(evaluated), "--load_in_4bit", "false",
+            "--chunk_rows", "3"]
+    assert classify_script.main(argv + (["--quiet"] if quiet else [])) == 0
+    shown = terminal.buffer.getvalue()
+    assert ("classify:" in shown and f"{len(HEADLINES)}/{len(HEADLINES)} [" in shown and "row/s]" in shown) != quiet
+    assert shown.rstrip().splitlines()[-1].startswith(f"classify: {len(HEADLINES)} rows, ")
