@@ -44,9 +44,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from finsent.eval.evaluate import adapter_base, get_classifier, parse_prior
 from finsent.eval.tables import Chunk, open_table, output_format, write_table
-from finsent.space.adapter_info import AdapterMismatch, local_weights, weights_sha256
-from finsent.space.classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, load_classifier
+from finsent.space.adapter_info import local_weights, weights_sha256
+from finsent.space.classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION
 from finsent.space.embedded import EMBEDDED_MODEL_ID
 from finsent.train.data import UsageError, text_key
 
@@ -134,7 +135,9 @@ def classify(args: argparse.Namespace) -> str | None:
             raise UsageError(f"{args.input}: it already has column(s) {clash}; pass --prefix pred_ (or rename them)")
         if table.rows == 0:
             raise UsageError(f"{args.input}: no rows to label; write one headline a row")
-        classifier = get_classifier(base, adapter, args, prior, str(state.device))
+        classifier = get_classifier(base, adapter, load_in_4bit=args.load_in_4bit, dtype=args.dtype,
+                                    device=str(state.device), label_prior=prior,
+                                    allow_other_base=args.allow_other_base)
         provenance = {
             "finsent_version": version("finsent"),
             "base_model": base,
@@ -172,30 +175,6 @@ def check_flags(args) -> None:
             raise UsageError(f"--{name} {getattr(args, name)}: give a whole number of 1 or more")
     if args.output != "-" and Path(args.output).exists() and not args.overwrite:
         raise UsageError(f"-o {args.output}: it exists; pass --overwrite to replace it, or write elsewhere")
-
-
-def parse_prior(text: str):
-    from finsent.eval.evaluate import parse_prior as parse
-
-    return parse(text)
-
-
-def adapter_base(adapter: str) -> str:
-    from finsent.eval.evaluate import adapter_base as base
-
-    return base(adapter)
-
-
-def get_classifier(base: str, adapter: str | None, args, prior, device: str):
-    try:
-        return load_classifier(base, adapter, load_in_4bit=args.load_in_4bit, dtype=args.dtype, device=device,
-                               label_prior=prior, allow_other_base=args.allow_other_base)
-    except AdapterMismatch as err:  # its message names the fix
-        raise UsageError(str(err)) from None
-    except (OSError, ValueError) as err:  # not found, not a model, Hub unreachable
-        what = f"--adapter {adapter}" if adapter else f"base model {base}"
-        raise UsageError(f"{what}: cannot load it ({str(err).strip().splitlines()[0]}); pass a local folder, or a "
-                         "Hub id with the network to fetch it") from None
 
 
 def score_chunks(table, classifier, parts: Parts, args, state) -> int:

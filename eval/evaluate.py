@@ -254,19 +254,24 @@ def adapter_base(adapter: str) -> str | None:
                          f"({str(err).strip().splitlines()[0]}); pass the trained-model folder") from None
 
 
-def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str],
-                prior="balanced", mix=None, quantization: dict | None = None) -> tuple[dict, list[str], object]:
-    """Load, predict every text, and measure: (one run's entry in eval_results.json, its predicted labels,
-    its (N, 3) probabilities in score mode or None)."""
+def get_classifier(base_model: str, adapter: str | None, **settings):
+    """load_classifier, with what the user can fix (a mismatched adapter, a model not found) as a UsageError."""
     try:
-        classifier = load_classifier(base_model, adapter, load_in_4bit=quantization or "false", dtype=args.dtype,
-                                     label_prior=prior, allow_other_base=args.allow_other_base)
+        return load_classifier(base_model, adapter, **settings)
     except AdapterMismatch as err:  # its message names the fix
         raise UsageError(str(err)) from None
     except (OSError, ValueError) as err:  # not found, not a model, Hub unreachable
         what = f"--adapter {adapter}" if adapter else f"base model {base_model}"
         raise UsageError(f"{what}: cannot load it ({str(err).strip().splitlines()[0]}); "
                          "pass a local folder, or a Hub id with the network to fetch it") from None
+
+
+def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str],
+                prior="balanced", mix=None, quantization: dict | None = None) -> tuple[dict, list[str], object]:
+    """Load, predict every text, and measure: (one run's entry in eval_results.json, its predicted labels,
+    its (N, 3) probabilities in score mode or None)."""
+    classifier = get_classifier(base_model, adapter, load_in_4bit=quantization or "false", dtype=args.dtype,
+                                label_prior=prior, allow_other_base=args.allow_other_base)
     start = time.perf_counter()
     probs = None
     if args.mode == "score":
