@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_default_adapter import CLEAR, needs_embedded
 
 from conftest import REPO
 from finsent.eval import classify as classify_script
@@ -391,3 +392,17 @@ def test_a_progress_bar_with_rate_and_eta_on_a_terminal_unless_quiet(tmp_path, e
     shown = terminal.buffer.getvalue()
     assert ("classify:" in shown and f"{len(HEADLINES)}/{len(HEADLINES)} [" in shown and "row/s]" in shown) != quiet
     assert shown.rstrip().splitlines()[-1].startswith(f"classify: {len(HEADLINES)} rows, ")
+
+
+@pytest.mark.slow
+@needs_embedded
+def test_the_default_labels_clear_headlines_as_the_shipped_adapter_does(tmp_path):
+    """No --adapter, no --base_model: the shipped adapter on the embedded SmolLM2, as the app serves it."""
+    texts = [text for label in LABELS for text in CLEAR[label]]
+    source = write_csv(tmp_path / "in.csv", enumerate(texts), ("id", "text"))
+    assert classify_script.main([str(source), "-o", str(tmp_path / "out.csv"), "--quiet"]) == 0
+    with open(tmp_path / "out.csv", newline="") as handle:
+        assert [row["label"] for row in csv.DictReader(handle)] == [label for label in LABELS for _ in CLEAR[label]]
+    provenance = read_provenance(tmp_path / "out.csv")
+    assert provenance["adapter_weights_sha256"] == weights_sha256(REPO / "space" / "default-adapter")
+    assert provenance["temperature"] == 1.7 and provenance["label_prior"] == "balanced"
