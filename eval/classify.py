@@ -122,15 +122,10 @@ def classify(args: argparse.Namespace) -> str | None:
         raise UsageError("with several processes, read from a file and write to a file (not -): each process "
                          "reads the input and the first one writes the output")
     prior = parse_prior(args.label_prior)
-    adapter = None if args.adapter.lower() == "none" else str(DEFAULT_ADAPTER) if args.adapter == "default" \
-        else args.adapter
-    if args.adapter == "default" and not (DEFAULT_ADAPTER / "adapter_config.json").is_file():
-        raise UsageError(f"the shipped adapter {DEFAULT_ADAPTER} is missing; pass --adapter FOLDER or --adapter none")
-    base = args.base_model or (adapter_base(adapter) if adapter else EMBEDDED_MODEL_ID)
+    base, adapter = models(args)
     table = open_table(args.input, args.format, args.text_column, args.dataset_config)
     try:
-        added = [args.prefix + name for name in ADDED]
-        clash = [name for name in added if name in table.columns]
+        clash = [args.prefix + name for name in ADDED if args.prefix + name in table.columns]
         if clash:
             raise UsageError(f"{args.input}: it already has column(s) {clash}; pass --prefix pred_ (or rename them)")
         if table.rows == 0:
@@ -138,22 +133,7 @@ def classify(args: argparse.Namespace) -> str | None:
         classifier = get_classifier(base, adapter, load_in_4bit=args.load_in_4bit, dtype=args.dtype,
                                     device=str(state.device), label_prior=prior,
                                     allow_other_base=args.allow_other_base)
-        provenance = {
-            "finsent_version": version("finsent"),
-            "base_model": base,
-            "adapter": adapter,
-            "adapter_weights_sha256": weights_sha256(local_weights(adapter)) if adapter else None,
-            "prompt_version": PROMPT_VERSION,
-            "labels": list(LABELS),
-            "label_prior": prior,
-            "log_prior_shift": classifier.log_prior_shift,
-            "temperature": classifier.temperature,
-            "precision": classifier.precision,
-            "device": state.device.type,
-            "text_column": table.text_column,
-            "chunk_rows": args.chunk_rows,
-            "batch_size": args.batch_size,  # which headlines share a model call moves the last bits of a score
-        }
+        provenance = settings(base, adapter, prior, classifier, table, args, state)
         with Parts(args.output, provenance, state) as parts:
             done = score_chunks(table, classifier, parts, args, state)
             state.wait_for_everyone()
@@ -166,6 +146,36 @@ def classify(args: argparse.Namespace) -> str | None:
     finally:
         table.close()
     return closing_line(args.output, table.rows, counts, done, time.perf_counter() - start)
+
+
+def models(args) -> tuple[str, str | None]:
+    """(base model, adapter or None) as the flags name them: the shipped adapter and its base by default."""
+    if args.adapter.lower() == "none":
+        return args.base_model or EMBEDDED_MODEL_ID, None
+    if args.adapter == "default" and not (DEFAULT_ADAPTER / "adapter_config.json").is_file():
+        raise UsageError(f"the shipped adapter {DEFAULT_ADAPTER} is missing; pass --adapter FOLDER or --adapter none")
+    adapter = str(DEFAULT_ADAPTER) if args.adapter == "default" else args.adapter
+    return args.base_model or adapter_base(adapter), adapter
+
+
+def settings(base, adapter, prior, classifier, table, args, state) -> dict:
+    """What the scores depend on: a run's provenance, and what parts of an earlier run must match to be reused."""
+    return {
+        "finsent_version": version("finsent"),
+        "base_model": base,
+        "adapter": adapter,
+        "adapter_weights_sha256": weights_sha256(local_weights(adapter)) if adapter else None,
+        "prompt_version": PROMPT_VERSION,
+        "labels": list(LABELS),
+        "label_prior": prior,
+        "log_prior_shift": classifier.log_prior_shift,
+        "temperature": classifier.temperature,
+        "precision": classifier.precision,
+        "device": state.device.type,
+        "text_column": table.text_column,
+        "chunk_rows": args.chunk_rows,
+        "batch_size": args.batch_size,  # which headlines share a model call moves the last bits of a score
+    }
 
 
 def check_flags(args) -> None:

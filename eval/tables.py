@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,6 +35,8 @@ import pyarrow.parquet as pq
 
 from finsent.space.classifier import TEXT_COLUMNS
 from finsent.train.data import C1_CONTROLS, HUB_ID, UsageError
+
+logger = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".parquet": "parquet", ".pq": "parquet", ".txt": "lines"}
@@ -359,6 +362,7 @@ def write_table(target: str, tables: Iterator[pa.Table], provenance: Callable[[]
         for i, table in enumerate(tables):
             table.to_pandas().to_csv(sys.stdout, header=i == 0, index=False)
         sys.stdout.flush()
+        logger.info("provenance: %s", json.dumps(provenance()))
         return
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
