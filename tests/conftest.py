@@ -9,7 +9,7 @@ import huggingface_hub
 import pytest
 from huggingface_hub import constants
 
-from finsent.space.classifier import LABELS, PROMPT_TEMPLATE
+from finsent.train.tiny_model import save_tiny_phi
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry from apps the tests start
 
@@ -18,22 +18,6 @@ TOKEN = "hf_test_token"  # the local Hub's only user; never a real token
 USER = "tester"
 PHRASEBANK = REPO.parent / "shared" / "data" / "financial_phrasebank"
 SAMPLE_HEADLINES = REPO / "train" / "sample_headlines.csv"
-
-
-def make_tokenizer():
-    """A byte-level BPE trained on the prompt and the sample headlines: any text encodes, vocab stays tiny."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    corpus = [PROMPT_TEMPLATE, *(f" {label}" for label in LABELS), SAMPLE_HEADLINES.read_text()]
-    trainer = trainers.BpeTrainer(
-        vocab_size=384, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(corpus, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
 
 
 def tiny_args(model_dir, output_dir, *extra):
@@ -53,26 +37,7 @@ def tiny_args(model_dir, output_dir, *extra):
 @pytest.fixture(scope="session")
 def tiny_phi(tmp_path_factory) -> Path:
     """A 2-layer random PhiForCausalLM saved with its tokenizer; returns its directory."""
-    import torch
-    from transformers import PhiConfig, PhiForCausalLM
-
-    path = tmp_path_factory.mktemp("tiny-phi")
-    tokenizer = make_tokenizer()
-    config = PhiConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,  # bitsandbytes quantizes in blocks of 64
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=512,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    PhiForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_phi(tmp_path_factory.mktemp("tiny-phi"))
 
 
 @pytest.fixture(scope="session")
