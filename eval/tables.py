@@ -306,7 +306,10 @@ def _to_kind(value, kind: str):
 
 
 def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    """A column of strings: plain, large, or dictionary-encoded (a pandas category written to Parquet)."""
+    if pa.types.is_dictionary(kind):
+        return _is_text(kind.value_type)
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
 
 
 def _lines(handle) -> Iterator[str]:
