@@ -32,13 +32,23 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000], help="file sizes to run")
     parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--child", nargs=3, metavar=("SOURCE", "OUTPUT", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--scorer", choices=("model", "constant"), default="model",
+                        help="constant: every headline gets 1/3 each without a model call, which leaves what is "
+                        "around the model (reading, digests, seen store, parts, merge) to measure alone")
+    parser.add_argument("--child", nargs=4, metavar=("SOURCE", "OUTPUT", "MODEL", "SCORER"), help=argparse.SUPPRESS)
     return parser
 
 
-def child(source: str, output: str, model: str) -> None:
+def child(source: str, output: str, model: str, scorer: str) -> None:
     """One classify run in this process; prints its peak RSS (MiB) as JSON."""
     from finsent.eval import classify
+
+    if scorer == "constant":
+        import numpy as np
+
+        from finsent.space.classifier import Classifier
+
+        Classifier.predict_proba = lambda self, texts, batch_size=32, progress=False: np.full((len(texts), 3), 1 / 3)
 
     code = classify.main([source, "-o", output, "--adapter", "none", "--base_model", model, "--quiet"])
     print(json.dumps({"code": code, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -53,14 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     from finsent.train.bench_throughput import machine
     from finsent.train.tiny_model import save_tiny_phi
 
-    results = {"machine": machine(), "model": "tiny random Phi (train/tiny_model.py)", "sizes": []}
+    results = {"machine": machine(), "model": "tiny random Phi (train/tiny_model.py)", "scorer": args.scorer,
+               "sizes": []}
     with tempfile.TemporaryDirectory(prefix="finsent-bench-stream-") as tmp:
         model = save_tiny_phi(Path(tmp) / "tiny-phi")
         for rows in args.rows:
             source = write_csv(Path(tmp) / f"news-{rows}.csv", make_headlines(rows))
             output = Path(tmp) / f"labelled-{rows}.parquet"
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, __file__, "--child", str(source), str(output), str(model)],
+            done = subprocess.run([sys.executable, __file__, "--child", str(source), str(output), str(model),
+                                   args.scorer],
                                   capture_output=True, text=True, check=True, env={**os.environ, **ONE_THREAD})
             seconds = time.perf_counter() - start
             measured = json.loads(done.stdout.strip().splitlines()[-1])
