@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finsent.eval.evaluate import adapter_base, get_classifier, parse_prior
-from finsent.eval.tables import Chunk, open_table, output_format, write_table
+from finsent.eval.headline_tables import Chunk, open_table, output_format, write_table
 from finsent.space.adapter_info import local_weights, weights_sha256
 from finsent.space.classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION
 from finsent.space.embedded import EMBEDDED_MODEL_ID

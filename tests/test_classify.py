@@ -23,7 +23,7 @@ from test_default_adapter import CLEAR, needs_embedded
 
 from conftest import REPO
 from finsent.eval import classify as classify_script
-from finsent.eval.tables import read_provenance
+from finsent.eval.headline_tables import read_provenance
 from finsent.space.adapter_info import weights_sha256
 from finsent.space.classifier import LABELS, Classifier
 from finsent.train.data import text_key

@@ -1,6 +1,6 @@
 """Headline tables read and written in chunks, so that memory does not grow with the file.
 
-    from finsent.eval.tables import open_table, write_table
+    from finsent.eval.headline_tables import open_table, write_table
     table = open_table("news.csv")                # checked through once: encoding, rows, columns
     for chunk in table.chunks(4096):              # Chunk(rows, texts, status), 4096 rows each (the last: fewer)
         ...
