@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import closing
 from importlib.metadata import version
 from pathlib import Path
@@ -250,6 +251,14 @@ def content_digest(chunk: Chunk) -> bytes:
     return hashlib.sha256(repr(chunk.rows.to_pylist()).encode()).digest()
 
 
+def select_keys(db, select: str, keys) -> Iterator[tuple]:
+    """The rows of `select` (a query on a table keyed by `k`) whose key is among `keys`, IN_CLAUSE keys a statement."""
+    keys = list(keys)
+    for i in range(0, len(keys), IN_CLAUSE):
+        part = keys[i : i + IN_CLAUSE]
+        yield from db.execute(f"{select} WHERE k IN ({','.join('?' * len(part))})", part)
+
+
 class Seen:
     """The headline digests met so far in the run, on disk (SQLite), so memory stays flat on any file."""
 
@@ -259,12 +268,7 @@ class Seen:
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; CREATE TABLE seen (k BLOB PRIMARY KEY)")
 
     def known(self, keys: set[bytes]) -> set[bytes]:
-        keys, found = list(keys), set()
-        for i in range(0, len(keys), IN_CLAUSE):
-            part = keys[i : i + IN_CLAUSE]
-            found |= {k for (k,) in self.db.execute(f"SELECT k FROM seen WHERE k IN ({','.join('?' * len(part))})",
-                                                     part)}
-        return found
+        return {k for (k,) in select_keys(self.db, "SELECT k FROM seen", keys)}
 
     def add(self, keys) -> None:
         self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((k,) for k in keys))
@@ -347,12 +351,8 @@ def fill_repeats(part: pa.Table, db, prefix: str, counts: Counter) -> pa.Table:
            if s in LABELLED and not wait]
     db.executemany("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?)", new)
     counts["scored"] += len({row[0] for row in new})
-    wanted = list({k for k, wait in zip(keys, pending, strict=True) if wait})
-    found = {}
-    for i in range(0, len(wanted), IN_CLAUSE):
-        part_keys = wanted[i : i + IN_CLAUSE]
-        found |= {k: rest for k, *rest in db.execute(
-            f"SELECT k, status, a, b, c FROM scores WHERE k IN ({','.join('?' * len(part_keys))})", part_keys)}
+    wanted = {k for k, wait in zip(keys, pending, strict=True) if wait}
+    found = {k: rest for k, *rest in select_keys(db, "SELECT k, status, a, b, c FROM scores", wanted)}
     labels = part.column("\x00label").to_pylist()
     for row, (key, wait) in enumerate(zip(keys, pending, strict=True)):
         if wait:
