@@ -48,6 +48,7 @@ PROMPTS = {
 }
 PROMPT_VERSION = 2
 PROMPT_TEMPLATE = PROMPTS[PROMPT_VERSION]
+COMPLETION_TEMPLATE = " {label}"  # what follows the prompt: a space, then the label
 
 
 def build_prompt(text: str) -> str:
@@ -59,7 +60,7 @@ def build_completion(label: str) -> str:
     """What the model is trained to write after the prompt."""
     if label not in LABELS:
         raise ValueError(f"unknown label {label!r}: expected one of {', '.join(LABELS)}")
-    return f" {label}"
+    return COMPLETION_TEMPLATE.format(label=label)
 
 
 # What a quantized base was loaded with, as BitsAndBytesConfig names it; an adapter records these

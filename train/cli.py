@@ -27,6 +27,7 @@ COMMANDS = {
     "evaluate": "finsent.eval.evaluate",
     "classify": "finsent.eval.classify",
     "export": "finsent.train.export",
+    "export-gguf": "finsent.train.export_gguf",
     "push": "finsent.train.push",
     "app": "finsent.space.app",
 }
