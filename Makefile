@@ -6,7 +6,7 @@ STAMP := $(VENV)/.finsent-installed
 DEMO_DIR ?= runs/demo
 PHRASEBANK ?= ../shared/data/financial_phrasebank
 
-.PHONY: setup browser demo demo-train default-adapter test test-fast clean
+.PHONY: setup llama browser demo demo-train default-adapter test test-fast clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# llama.cpp for the GGUF export's tests (llama-cpp-python builds it from source: about 7 minutes on
+# 2 cores, once; pip keeps the built wheel in its cache, so later installs take seconds).
+LLAMA_STAMP := $(VENV)/.finsent-llama-installed
+$(LLAMA_STAMP): $(STAMP)
+	$(BIN)/pip install -e ".[llama]"
+	touch $(LLAMA_STAMP)
+
+llama: $(LLAMA_STAMP)
 
 # PNG export of the figures drives a Chromium (kaleido); Debian's package, where we can install it.
 browser:
@@ -40,12 +49,12 @@ demo-train: setup
 	$(BIN)/finsent train --config cpu-embedded --data_file train/sample_headlines.csv \
 		--train_size 30 --test_size 15 --eval_size 5 --num_train_epochs 1 --output_dir $(DEMO_DIR)
 
-test: setup browser
+test: setup llama browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -ra
 
 # The quick local loop: skips the tests that materialise or train the real embedded model.
-test-fast: setup browser
+test-fast: setup llama browser
 	$(BIN)/python -m pytest -ra -m "not slow"
 
 clean:

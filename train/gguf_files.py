@@ -261,8 +261,10 @@ def base_from_transformers(folder: Path) -> Base:
         writer.add_head_count(n_head)
         writer.add_head_count_kv(config.num_key_value_heads or n_head)
         writer.add_layer_norm_eps(config.layer_norm_eps)
-        writer.add_rope_dimension_count(int(config.partial_rotary_factor * n_embd) // n_head)
-        writer.add_rope_freq_base(float(config.rope_parameters["rope_theta"]))
+        rope = config.rope_parameters  # as modeling_phi.py reads it
+        head_dim = getattr(config, "head_dim", None) or n_embd // n_head
+        writer.add_rope_dimension_count(int(head_dim * rope.get("partial_rotary_factor", 1.0)))
+        writer.add_rope_freq_base(float(rope["rope_theta"]))
         writer.add_add_bos_token(False)
         # The vocabulary as llama.cpp's converter writes a GPT-2 BPE (Phi-2's "phi-2" pre-tokenizer is GPT-2's)
         vocab = {i: t for t, i in tokenizer.get_vocab().items()}
