@@ -165,7 +165,7 @@ def _write(path: Path, arch: gguf.MODEL_ARCH, fill: Callable[[gguf.GGUFWriter], 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     os.close(fd)
     try:
-        writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[arch])
+        writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[arch], use_temp_file=True)  # tensors spill to disk
         fill(writer)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
