@@ -6,7 +6,9 @@
 Reads the run folder train.py and eval/evaluate.py wrote: adapter_config.json,
 training_config.yaml, split/summary.json and eval_results.json. The metadata's
 `model-index` holds one result per metric (accuracy, macro F1, accuracy and F1 per
-label) of the fine-tuned model, built with huggingface_hub's `EvalResult`.
+label) of the fine-tuned model, built with huggingface_hub's `EvalResult`. When the run
+folder holds `finsent export-gguf`'s adapter.gguf, a "Use with llama.cpp" section shows
+llama-server, a llama-cpp-python scorer and, for a merged-TYPE.gguf, an Ollama Modelfile.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES, title_of
 from finsent.space import embedded
 from finsent.space.adapter_info import INFO_FILE, read_info
-from finsent.space.classifier import LABELS, PROMPT_TEMPLATE, prior_shift
+from finsent.space.classifier import LABELS, PROMPT_TEMPLATE, PROMPTS, prior_shift
 from finsent.train.data import UsageError
+from finsent.train.export_gguf import ADAPTER_FILE, merged_file
 
 TEMPLATE = Path(__file__).with_name("template.md")
 PHRASEBANK = "takala/financial_phrasebank"
@@ -34,6 +37,7 @@ PHRASEBANK_CONFIGS = {
     "sentences_75agree.txt": "sentences_75agree",
     "sentences_allagree.txt": "sentences_allagree",
 }
+EXAMPLE_HEADLINE = "Kestrel Oyj raises its full-year operating profit forecast"  # fictional
 REQUIRED = ("adapter_config.json", "adapter_model.safetensors", "training_config.yaml", RESULTS_FILE)
 
 
@@ -53,6 +57,8 @@ def read_run(run_dir: str | Path) -> dict:
         "info": read_info(str(run_dir)) if (run_dir / INFO_FILE).is_file() else {},
         "has_tokenizer": (run_dir / "tokenizer_config.json").is_file(),
         "figures": sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / FIGURES_DIR).glob("*.png")),
+        # finsent export-gguf's files; push.py narrows this to what it uploads
+        "gguf": sorted(p.name for pattern in (ADAPTER_FILE, merged_file("*")) for p in run_dir.glob(pattern)),
     }
 
 
@@ -184,7 +190,7 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         prior_shift=shift,
         temperature=fine_tuned.get("temperature", 1.0),
         train_mix=", ".join(f"{label} {counts[label] / sum(counts.values()):.0%}" for label in LABELS) if counts else "",
-        example_headline="Kestrel Oyj raises its full-year operating profit forecast",
+        example_headline=EXAMPLE_HEADLINE,
         rows=results["rows"],
         test_per_label=results["rows"] // len(LABELS),
         after=metrics.get("fine_tuned") or metrics["base"],
@@ -206,7 +212,34 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         + [(f"Accuracy, {label}", f"accuracy_{label}") for label in LABELS]
         + [(f"F1, {label}", f"f1_{label}") for label in LABELS],
         figures=[{"path": path, "title": Path(path).stem.replace("_", " ")} for path in run["figures"]],
+        llama=llama_cpp_usage(run, base_model, four_bit),
     )
+
+
+def llama_cpp_usage(run: dict, base_model: str, four_bit: bool) -> dict | None:
+    """What the card's "Use with llama.cpp" section shows; None unless the repository holds adapter.gguf."""
+    files = run.get("gguf") or []
+    if ADAPTER_FILE not in files:
+        return None
+    merged = [name for name in files if name != ADAPTER_FILE]
+    if base_model == embedded.EMBEDDED_MODEL_ID:  # the GGUF it was trained on, as export-gguf merges into it
+        base = {"repo": embedded.GGUF_REPO, "file": embedded.GGUF_FILE, "revision": embedded.GGUF_REVISION}
+    else:  # Phi-2: llama.cpp's converter makes the GGUF from the transformers weights
+        name = Path(base_model).name
+        base = {"model": base_model, "folder": name if hub_id(base_model) else None, "file": f"{name}-f16.gguf"}
+    version = (run.get("info") or {}).get("prompt_version")
+    prompt = PROMPTS[int(version)] if version else PROMPT_TEMPLATE  # the adapter's, as its finsent.* keys hold
+    prefix, suffix = merged_file("*").split("*")  # `export-gguf --merged TYPE` writes merged_file(TYPE)
+    return {
+        "adapter": ADAPTER_FILE,
+        "merged": merged,
+        "merged_type": merged[0].removeprefix(prefix).removesuffix(suffix) if merged else None,
+        "base": base,
+        "four_bit": four_bit,
+        "request": json.dumps({"prompt": prompt.format(text=EXAMPLE_HEADLINE), "max_tokens": 1, "temperature": 0}),
+        # Ollama's Go template: the headline sent is the prompt's {text}; no chat template wraps it
+        "ollama_template": prompt.replace("{text}", "{{ .Prompt }}"),
+    }
 
 
 def _summary(metrics: dict) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +138,33 @@ def test_after_evaluation_the_run_folder_holds_finsents_card_only(evaluated):
     """TRL's and PEFT's automatic cards (base named by a cache path) never survive in a run folder."""
     assert (evaluated / "README.md").read_text() == str(build_card(evaluated, str(evaluated)))
     assert not list(evaluated.glob("checkpoint-*/README.md"))
+
+
+def test_llama_cpp_section_of_a_phi_run_converts_the_base(evaluated, tmp_path):
+    """A base other than the embedded SmolLM2 has no GGUF on the Hub: the card converts it, or serves merged."""
+    from finsent.space import embedded
+    from finsent.train import export_gguf
+
+    run = shutil.copytree(evaluated, tmp_path / "run")
+    assert "## Use with llama.cpp" not in str(build_card(run, "tester/finsent-tiny"))  # no adapter.gguf yet
+    assert export_gguf.main([str(run), "--merged", "q8_0"]) == 0
+    text = str(build_card(run, "tester/finsent-tiny"))
+    base = json.loads((run / "adapter_config.json").read_text())["base_model_name_or_path"]  # a local folder
+    converted = f"{Path(base).name}-f16.gguf"
+    section = text.split("## Use with llama.cpp\n", 1)[1].split("\n## ", 1)[0]
+    assert f"python llama.cpp/convert_hf_to_gguf.py {base} --outtype f16 --outfile {converted}\n" in section
+    assert f"llama-server -m {converted} --lora adapter.gguf\n" in section
+    assert "`llama-server -m merged-q8_0.gguf`" in section and "FROM ./merged-q8_0.gguf" in section
+    assert "4-bit NF4" in section  # the tiny run trained on a 4-bit base; llama.cpp runs the f16 conversion
+    assert embedded.GGUF_REPO not in text and embedded.GGUF_FILE not in section
+
+
+def test_the_embedded_ggufs_origin_is_named_in_embedded_py_only():
+    """GGUF_REPO, GGUF_FILE and GGUF_REVISION reach the card and push.py through finsent.space.embedded."""
+    from finsent.space import embedded
+
+    for path in [*(REPO / "model_card").iterdir(), REPO / "train" / "push.py"]:
+        if path.is_file():
+            source = path.read_text()
+            for value in (embedded.GGUF_REPO, embedded.GGUF_FILE, embedded.GGUF_REVISION):
+                assert value not in source, f"{path.name} hard-codes {value}"

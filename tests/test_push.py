@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,6 +148,39 @@ def test_space_push_uploads_the_app_and_points_it_at_the_adapter(local_hub, eval
                          "FINSENT_4BIT": "true", "FINSENT_MCP": "true"}
 
 
+def test_gguf_files_arrive_as_exported_and_the_card_shows_how_to_use_them(local_hub, evaluated, tmp_path):
+    from finsent.train import export_gguf
+
+    run = shutil.copytree(evaluated, tmp_path / "run")
+    assert export_gguf.main([str(run), "--merged", "q8_0"]) == 0  # into the run folder, as push expects
+    assert push_script.main(["--adapter", str(run), "--repo-id", REPO_ID]) == 0
+    pushed = local_hub.files(REPO_ID)
+    for name in ("adapter.gguf", "merged-q8_0.gguf"):
+        assert pushed[name] == (run / name).read_bytes()
+    card = pushed["README.md"].decode()
+    llama = card.split("## Use with llama.cpp\n", 1)[1].split("\n## ", 1)[0]
+    assert "convert_hf_to_gguf.py" in llama and "merged-q8_0.gguf" in llama and "FROM ./merged-q8_0.gguf" in llama
+
+    # the card's own commands, against this Hub: its download line and its export command give the same file
+    [download] = [line for line in llama.splitlines() if line.startswith(f"hf download {REPO_ID} adapter.gguf")]
+    hf = Path(sys.executable).with_name("hf")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cli-cache")}  # HF_ENDPOINT, HF_TOKEN: the local Hub's
+    out = subprocess.run([str(hf), *download.split()[1:]], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "adapter.gguf").read_bytes() == pushed["adapter.gguf"]
+    [export] = [line for line in llama.splitlines() if line.startswith("finsent export-gguf")]
+    again = tmp_path / "again"
+    assert export_gguf.main([*export.split()[2:-2], "--out", str(again)]) == 0  # the Hub id, without --merged
+    assert (again / "adapter.gguf").read_bytes() == pushed["adapter.gguf"]
+
+    # --no-merged: the merged file leaves the repository and the card; adapter.gguf stays
+    assert push_script.main(["--adapter", str(run), "--repo-id", REPO_ID, "--no-merged"]) == 0
+    pushed = local_hub.files(REPO_ID)
+    assert "merged-q8_0.gguf" not in pushed and pushed["adapter.gguf"] == (run / "adapter.gguf").read_bytes()
+    card = pushed["README.md"].decode()
+    assert "## Use with llama.cpp" in card and "merged-q8_0" not in card and "Modelfile" not in card
+
+
 def test_help_runs():
     out = subprocess.run([sys.executable, "train/push.py", "--help"], cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 0 and "--repo-id" in out.stdout and "--dry-run" in out.stdout
+    assert out.returncode == 0 and "--repo-id" in out.stdout and "--dry-run" in out.stdout and "--no-merged" in out.stdout

@@ -3,12 +3,15 @@
     python train/push.py --adapter trained-model --repo-id USER/NAME --dry-run
 
 One commit uploads the adapter, the tokenizer, the card (README.md), eval_results.json and
-the report, the figures, the resolved training config, the split's counts and the
-TensorBoard event files; files of an earlier push that are no longer part of the run are
-deleted in the same commit, so pushing the same folder twice leaves the same repository.
-Checkpoints, the split's CSVs (they hold the data set's text) and training_args.bin stay
-local. The token comes from HF_TOKEN or `hf auth login`'s cache, never from a flag, and is
-never printed or written.
+the report, the figures, the resolved training config, the split's counts, the
+TensorBoard event files, and the GGUF files `finsent export-gguf` wrote into the run folder:
+adapter.gguf (the card then shows how to use it with llama.cpp) and any merged-TYPE.gguf,
+base and adapter merged, as large as the base (about 145 MB for SmolLM2 and 3 GB for Phi-2
+in q8_0); --no-merged leaves those local, and off the repository. Files of an earlier push
+that are no longer part of the run are deleted in the same commit, so pushing the same
+folder twice leaves the same repository. Checkpoints, the split's CSVs (they hold the data
+set's text) and training_args.bin stay local. The token comes from HF_TOKEN or `hf auth
+login`'s cache, never from a flag, and is never printed or written.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from pathlib import Path
 from finsent.eval.report import REPORT_FILE, without_texts
 from finsent.model_card.card import card_from_run, read_run
 from finsent.train.data import UsageError
+from finsent.train.export_gguf import ADAPTER_FILE, merged_file
 
 logger = logging.getLogger("finsent.push")
 
+MERGED = merged_file("*")  # export-gguf --merged TYPE: a whole model file, uploaded unless --no-merged
 # What a published run holds, as globs in the run folder; everything else stays local.
 PUBLISHED = (
     "adapter_config.json", "adapter_model.safetensors", "finsent.json",
@@ -31,6 +36,7 @@ PUBLISHED = (
     "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
     "eval_results.json", "eval_report.md", "training_config.yaml", "split/summary.json",
     "figures/*.png", "figures/*.html", "figures/plotly.min.js", "runs/**/events.out.tfevents.*",
+    ADAPTER_FILE, MERGED,
 )
 KEEP_REMOTE = {".gitattributes"}  # the Hub's own file
 
@@ -43,18 +49,22 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--private", action="store_true", help="create the repository private")
     parser.add_argument("--dry-run", action="store_true", help="print what would be uploaded and where; upload nothing")
     parser.add_argument("--space-id", help="also push space/ as a Gradio Space USER/NAME that loads this adapter")
+    parser.add_argument("--no-merged", action="store_true", help=f"leave the run folder's {MERGED} files "
+                        "(base + adapter merged, as large as the base) local, and off the repository; "
+                        f"{ADAPTER_FILE} is uploaded either way")
     parser.add_argument("--include-texts", action="store_true", help="also upload the report's most confident "
                         "mistakes, which quote test texts (the data's licence applies); left out by default")
     return parser
 
 
-def files_to_publish(run_dir: Path, include_texts: bool = False) -> dict[str, Path | bytes]:
+def files_to_publish(run_dir: Path, include_texts: bool = False, merged: bool = True) -> dict[str, Path | bytes]:
     """{path in the repo: local file, or the bytes to upload} of everything a published run holds.
 
-    The report's section quoting test texts (data under its own licence) is cut unless `include_texts`.
+    The report's section quoting test texts (data under its own licence) is cut unless `include_texts`;
+    merged GGUF files are left out unless `merged`.
     """
     found: dict[str, Path | bytes] = {}
-    for pattern in PUBLISHED:
+    for pattern in PUBLISHED if merged else [p for p in PUBLISHED if p != MERGED]:
         for path in sorted(run_dir.glob(pattern)):
             if path.is_file():
                 found[path.relative_to(run_dir).as_posix()] = path
@@ -82,8 +92,9 @@ def push(args: argparse.Namespace) -> str | None:
         raise UsageError(f"--adapter {run_dir}: no such folder; train with train/train.py, evaluate with "
                          "eval/evaluate.py, then push the folder they wrote")
     run = read_run(run_dir)  # every required file is there, or one line says which is missing
-    card = str(card_from_run(run, args.repo_id))
-    files = files_to_publish(run_dir, args.include_texts)
+    files = files_to_publish(run_dir, args.include_texts, merged=not args.no_merged)
+    # the card shows the GGUF files this push uploads, no others
+    card = str(card_from_run({**run, "gguf": [name for name in run["gguf"] if name in files]}, args.repo_id))
     where = f"{constants.ENDPOINT}/{args.repo_id}"
     if args.dry_run:
         print(f"dry run: would upload to {where} ({'private' if args.private else 'public'}), in one commit:")
