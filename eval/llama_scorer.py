@@ -7,7 +7,7 @@ It scores as `space/classifier.py` does: each label's summed token log-probabili
 prompt, divided by the temperature, plus the label prior shift, normalised over the labels. The
 text is tokenized by llama.cpp's own tokenizer. The instruction's tokens stay in llama.cpp's cache
 across headlines, and only the last position's logits are read. The model card's few-line
-snippet scores the same way, slower; tests/test_gguf.py checks that they agree.
+snippet scores the same way, slower; tests/test_gguf_card.py checks that they agree.
 """
 
 from __future__ import annotations

@@ -197,7 +197,8 @@ def push_space(api, token: str, space_id: str, adapter_repo: str, run: dict, pri
     try:
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / "space"
-            shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py"))
+            shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py",
+                                                                   "*.gguf"))  # export-gguf's, if written there
             (copy / "README.md").write_text(space_readme((folder / "README.md").read_text(), front))
             api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True,
                             token=token)
