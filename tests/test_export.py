@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 from safetensors import safe_open
 
 from finsent.space.adapter_info import read_info, weights_sha256
@@ -22,11 +24,26 @@ def test_export_ships_bf16_weights_results_and_card_but_no_text(trained, tmp_pat
         assert {str(weights.get_tensor(k).dtype) for k in weights.keys()} == {"torch.bfloat16"}
     results = json.loads((target / "eval_results.json").read_text())
     assert results["adapter_weights_sha256"] == weights_sha256(target)  # the results are of these weights
-    assert results["adapter"] == str(target) and str(tmp_path / ".default") not in json.dumps(results)
+    assert results["adapter"] == str(target)
+    for name in ("eval_results.json", "eval_report.md", "README.md"):  # export's temporary folder is never named
+        assert ".default-adapter-" not in (target / name).read_text(), name
     assert results["data_sha256"] == json.loads((trained / "split" / "summary.json").read_text())["sha256"]["test.csv"]
     assert "# tester/finsent-tiny" in (target / "README.md").read_text()
     assert read_info(str(target))["prompt_version"] == read_info(str(trained))["prompt_version"]
-    assert load_classifier(read_info(str(target))["base_model"], str(target), dtype="float32").classify(["Kestrel up"])
+    # the shipped weights score as the run's own, up to their bf16 rounding; the adapter itself moves them much more
+    texts = ["Kestrel Oyj raises its forecast", "Norvale Group cuts 200 jobs", "Ferrow Bank reports on 2 May"]
+    base = read_info(str(target))["base_model"]
+    exported = load_classifier(base, str(target), dtype="float32").predict_proba(texts)
+    source = load_classifier(base, str(trained), dtype="float32").predict_proba(texts)
+    alone = load_classifier(base, None, load_in_4bit=True, dtype="float32").predict_proba(texts)
+    np.testing.assert_allclose(exported, source, atol=2e-3)
+    assert np.abs(source - alone).max() > 0.02
+    # no sentence of the test split in any file the folder ships (the README promises it)
+    test_texts = pd.read_csv(trained / "split" / "test.csv")["text"].tolist()
+    for path in target.rglob("*"):
+        if path.is_file() and path.suffix not in (".safetensors", ".png"):
+            content = path.read_text(errors="replace")
+            assert not [text for text in test_texts if text in content], path
     assert not list(target.parent.glob(".default-adapter-*"))  # no temporary folder left
 
 
