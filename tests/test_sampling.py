@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from conftest import tiny_args
+from conftest import SAMPLE_HEADLINES, tiny_args
 from finsent.space.adapter_info import read_info
 from finsent.train import train as train_script
 from finsent.train.sampling import BalancedEpochs, BalancedSFTTrainer
@@ -26,10 +26,23 @@ def test_each_epoch_is_balanced_and_draws_the_larger_labels_afresh():
 
 
 def test_train_with_balanced_epochs_records_a_balanced_mix(tiny_phi, tmp_path):
+    """On imbalanced data (the sample headlines are 50 a label, which would balance anyway): each epoch holds
+    the smallest label's count of every label, and the trainer's dataloader draws through BalancedEpochs."""
+    import pandas as pd
+
+    sample = pd.read_csv(SAMPLE_HEADLINES)
+    keep = {"negative": 20, "neutral": 50, "positive": 35}
+    data = tmp_path / "imbalanced.csv"
+    pd.concat([sample[sample.sentiment == label].head(n) for label, n in keep.items()]).to_csv(data, index=False)
     out = tmp_path / "run"
     args = train_script.parse(tiny_args(tiny_phi, out, "--balance_classes", "true", "--train_size", "all",
-                                        "--load_in_4bit", "false", "--dtype", "float32"))
+                                        "--load_in_4bit", "false", "--dtype", "float32", "--data_file", str(data)))
     trainer = train_script.train(*args)
     assert isinstance(trainer, BalancedSFTTrainer)
-    counts = read_info(str(out))["train_label_counts"]
-    assert len(set(counts.values())) == 1
+    rows = Counter(pd.read_csv(out / "split" / "train.csv")["sentiment"])
+    assert len(set(rows.values())) == 3  # the training rows themselves stay imbalanced
+    assert read_info(str(out))["train_label_counts"] == dict.fromkeys(rows, min(rows.values()))
+    loader = trainer.get_train_dataloader()
+    sampler = getattr(loader.batch_sampler, "sampler", None) or loader.sampler
+    assert isinstance(sampler, BalancedEpochs)
+    assert len(sampler) == 3 * min(rows.values())
