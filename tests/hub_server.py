@@ -114,6 +114,10 @@ class LocalHub:
     def repos(self) -> list[str]:
         return sorted(self._repos)
 
+    def commits(self, repo_id: str, repo_type: str = "model") -> list[str]:
+        """The titles of a repo's commits, oldest first (the first is the Hub's own "initial commit")."""
+        return [commit["title"] for commit in self._repos[f"{repo_type}/{repo_id}"]["commits"]]
+
     # -- plumbing --------------------------------------------------------------------------------------------
 
     def handle(self, method: str, url: str, headers, body: bytes) -> tuple[int, dict, bytes]:

@@ -68,14 +68,17 @@ def test_pushing_twice_leaves_the_same_repository_and_stale_files_go(local_hub, 
     argv = ["--adapter", str(evaluated), "--repo-id", REPO_ID]
     assert push_script.main(argv) == 0
     first = local_hub.files(REPO_ID)
+    assert len(local_hub.commits(REPO_ID)) == 2  # the Hub's initial commit, then one for the whole push
     assert push_script.main(argv) == 0
-    assert local_hub.files(REPO_ID).keys() == first.keys()
+    assert local_hub.files(REPO_ID) == first  # the same paths with the same bytes
+    assert len(local_hub.commits(REPO_ID)) == 2  # nothing changed: huggingface_hub makes no empty commit
 
     changed = shutil.copytree(evaluated, tmp_path / "run")
     figure = next((changed / "figures").glob("*.html"))
     figure.unlink()
     assert push_script.main(["--adapter", str(changed), "--repo-id", REPO_ID]) == 0
     assert set(local_hub.files(REPO_ID)) == set(first) - {f"figures/{figure.name}"}
+    assert len(local_hub.commits(REPO_ID)) == 3  # the deletion rides in the push's one commit
 
 
 def test_dry_run_prints_the_plan_and_uploads_nothing(local_hub, evaluated, capsys):
