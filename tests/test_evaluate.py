@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REPO, SAMPLE_HEADLINES
 from finsent.eval import evaluate as evaluate_script
+from finsent.eval import uncertainty
 from finsent.eval.generate import generate_labels, parse_label
 from finsent.eval.metrics import INVALID
 from finsent.eval.plots import find_browser
@@ -74,7 +75,8 @@ def test_before_and_after_on_the_runs_own_test_split(trained, tmp_path):
     # the reported accuracy is that of the adapter's own predictions on the run's test rows, scored apart here
     test = pd.read_csv(trained / "split" / "test.csv")
     classifier = load_classifier(results["base_model"], str(trained), dtype="float32")
-    predicted = [LABELS[i] for i in classifier.predict_proba(test["text"].tolist()).argmax(axis=1)]
+    probabilities = classifier.predict_proba(test["text"].tolist())
+    predicted = [LABELS[i] for i in probabilities.argmax(axis=1)]
     expected = sum(p == t for p, t in zip(predicted, test["sentiment"], strict=True)) / len(test)
     assert results["runs"]["fine_tuned"]["metrics"]["accuracy"] == pytest.approx(expected)
     # a 4-bit run is evaluated on its 4-bit base, on the CPU too, and the base alone loads the same way
@@ -86,11 +88,21 @@ def test_before_and_after_on_the_runs_own_test_split(trained, tmp_path):
     # every number with its uncertainty: seeded bootstrap intervals around the point, paired comparisons, calibration
     for name, run in results["runs"].items():
         low, high = run["intervals"]["accuracy"]
-        assert low <= run["metrics"]["accuracy"] <= high and run["intervals"]["samples"] > 0, name
+        assert low <= run["metrics"]["accuracy"] <= high and run["intervals"]["samples"] == uncertainty.SAMPLES, name
     assert set(results["comparisons"]) == {"fine_tuned vs base", "fine_tuned vs baseline"}
     versus = results["comparisons"]["fine_tuned vs base"]
-    assert 0 <= versus["mcnemar_p"] <= 1 and versus["interval"][0] <= versus["accuracy_difference"] <= versus["interval"][1]
-    assert 0 <= results["runs"]["fine_tuned"]["calibration"]["ece"] <= 1 and results["runs"]["baseline"].get("calibration") is None
+    assert versus["interval"][0] <= versus["accuracy_difference"] <= versus["interval"][1]
+    # McNemar's p and the ECE recomputed from the recorded predictions and from the adapter's own probabilities
+    truth = test["sentiment"].tolist()
+    tuned, base = (results["runs"][name]["predictions"] for name in ("fine_tuned", "base"))
+    assert tuned == predicted
+    only_tuned = sum(t == a != b for t, a, b in zip(truth, tuned, base, strict=True))
+    only_base = sum(t == b != a for t, a, b in zip(truth, tuned, base, strict=True))
+    assert (versus["only_a_right"], versus["only_b_right"]) == (only_tuned, only_base)
+    assert versus["mcnemar_p"] == pytest.approx(uncertainty.mcnemar_exact(only_tuned, only_base))
+    ece = uncertainty.calibration(truth, probabilities)["ece"]
+    assert results["runs"]["fine_tuned"]["calibration"]["ece"] == pytest.approx(ece, abs=1e-6)
+    assert results["runs"]["baseline"].get("calibration") is None
 
     report = (trained / "eval_report.md").read_text()
     assert "Fine-tuned (base + adapter)" in report and "Base model (zero-shot)" in report and "TF-IDF" in report
