@@ -42,7 +42,17 @@ def test_scores_decide_as_trained_at_equal_priors_and_after_temperature_scaling(
     lines = [{**line, "fold": 0, "truth": ["negative", "neutral"], "probs": [[0.45, 0.55, 0.0], [0.1, 0.8, 0.1]]},
              {**line, "fold": 1, "truth": ["positive", "positive"], "probs": [[0.1, 0.2, 0.7], [0.0, 0.9, 0.1]]}]
     result = sweep.scores(lines)
-    assert result["folds"] == 2 and result["rows"] == 4 and result["temperature"] > 0
+    assert result["folds"] == 2 and result["rows"] == 4
+    # the temperature minimises the negative log-likelihood of softmax(log p / T) over every fold's rows
+    truth = [LABELS.index(t) for line in lines for t in line["truth"]]
+    log_p = np.log(np.clip([p for line in lines for p in line["probs"]], 1e-12, None))
+
+    def nll(t):
+        scaled = log_p / t
+        return -(scaled[np.arange(len(truth)), truth] - np.log(np.exp(scaled).sum(axis=1))).sum()
+
+    t = result["temperature"]
+    assert nll(t) <= min(nll(t * 1.05), nll(t / 1.05)) and nll(t) < nll(1.0)
     assert result["train"]["accuracy"] == 0.5  # rows 2 and 3 right
     assert result["balanced"]["accuracy"] == 0.75  # row 1 too
     assert result["balanced"]["balanced_accuracy"] == pytest.approx(np.mean([1.0, 1.0, 0.5]))
