@@ -78,12 +78,24 @@ def write_figure(fig: go.Figure, path_stem: Path) -> dict[str, Path]:
     return {path.suffix[1:]: path for path in write_figures({Path(path_stem): fig})}
 
 
+class BrowserHelperError(ImportError):
+    """kaleido's browser helper (choreographer) is installed but fails to import: a broken install, not a
+    machine without a browser."""
+
+
 def find_browser() -> str | None:
-    """The Chrome/Chromium that kaleido would drive (kaleido's own search), or None when there is none."""
-    try:
-        from choreographer.browsers import Chromium  # kaleido's dependency; absent without kaleido
-    except ImportError:
+    """The Chrome/Chromium that kaleido would drive (kaleido's own search), or None when there is none.
+
+    BrowserHelperError when kaleido's helper is installed but cannot be imported (a broken install)."""
+    import importlib.util
+
+    if importlib.util.find_spec("choreographer") is None:  # kaleido's dependency; absent without kaleido
         return None
+    try:
+        from choreographer.browsers import Chromium
+    except ImportError as err:
+        raise BrowserHelperError(f"kaleido's browser helper choreographer is installed but fails to import "
+                                 f"({err}); reinstall it: pip install --force-reinstall 'kaleido>=1.0'") from err
     path = Chromium.find_browser(skip_local=False)  # BROWSER_PATH, PATH, typical paths, `plotly_get_chrome`'s copy
     return path if path and Path(path).is_file() else None
 
@@ -103,7 +115,10 @@ def _fix() -> str:
         import kaleido  # noqa: F401 - only whether it is installed
     except ImportError:
         return "install kaleido (pip install 'kaleido>=1.0'), then a browser: " + INSTALL_BROWSER
-    browser = find_browser()
+    try:
+        browser = find_browser()
+    except BrowserHelperError as err:
+        return str(err)
     if browser is None:
         if os.environ.get("BROWSER_PATH"):
             return f"BROWSER_PATH={os.environ['BROWSER_PATH']!r} is not a file: point it at a Chrome/Chromium binary or unset it"

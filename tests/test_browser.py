@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import missing, needs
 from finsent.space.app import Settings, build_app
 from finsent.space.classifier import LABELS
 
@@ -22,7 +23,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 TIMEOUT_MS = 60_000  # the first click also loads the model
 HEADLINE = "Kestrel Oyj raises its full-year operating profit forecast"
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (`make browser` installs it)")
+pytestmark = needs(CHROMIUM is not None, "no chromium binary on PATH (`make browser` installs it)")
 
 
 def free_port() -> int:
@@ -47,7 +48,10 @@ def app_url(tiny_phi, trained, monkeypatch):
 @pytest.fixture
 def page(tmp_path):
     """A Chromium page with a fresh profile; requests leaving loopback (web fonts, CDNs) are refused."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the `test` extra")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing("playwright is in the `test` extra")
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             user_data_dir=tmp_path / "profile", executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,

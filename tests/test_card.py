@@ -12,7 +12,7 @@ import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from conftest import REPO
+from conftest import REPO, missing
 from finsent.model_card.card import build_card
 from finsent.space.classifier import LABELS, load_classifier
 from finsent.train.data import UsageError
@@ -54,7 +54,7 @@ def test_the_card_shows_every_png_figure(evaluated):
     from finsent.eval.plots import find_browser
 
     if not find_browser():
-        pytest.skip("no Chrome/Chromium here: evaluate.py wrote no PNG for the card to show")
+        missing("no Chrome/Chromium here: evaluate.py wrote no PNG for the card to show")
     text = str(build_card(evaluated, "tester/finsent-tiny"))
     pngs = sorted((evaluated / "figures").glob("*.png"))
     assert len(pngs) == 7 and all(f"](figures/{png.name})" in text for png in pngs)

@@ -15,7 +15,7 @@ import datasets
 import pandas as pd
 import pytest
 
-from conftest import SAMPLE_HEADLINES, tiny_args
+from conftest import SAMPLE_HEADLINES, needs, tiny_args
 from finsent.space.classifier import LABELS, build_completion, build_prompt
 from finsent.train.data import (
     DataError,
@@ -32,7 +32,7 @@ from finsent.train.data import (
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE = Path(__file__).resolve().parents[1] / "train" / "sample_headlines.csv"
 PHRASEBANK = Path(__file__).resolve().parents[2] / "shared/data/financial_phrasebank"
-needs_phrasebank = pytest.mark.skipif(not PHRASEBANK.is_dir(), reason=f"{PHRASEBANK} is missing")
+needs_phrasebank = needs(PHRASEBANK.is_dir(), f"{PHRASEBANK} is missing")
 
 
 def write_bytes(tmp_path: Path, name: str, data: bytes) -> str:

