@@ -14,6 +14,7 @@ Without a browser the HTML is still written and one warning says how to fix it.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable
@@ -87,8 +88,6 @@ def find_browser() -> str | None:
     """The Chrome/Chromium that kaleido would drive (kaleido's own search), or None when there is none.
 
     BrowserHelperError when kaleido's helper is installed but cannot be imported (a broken install)."""
-    import importlib.util
-
     if importlib.util.find_spec("choreographer") is None:  # kaleido's dependency; absent without kaleido
         return None
     try:
@@ -111,9 +110,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def _fix() -> str:
-    try:
-        import kaleido  # noqa: F401 - only whether it is installed
-    except ImportError:
+    if importlib.util.find_spec("kaleido") is None:  # installed at all (importing it may fail on a broken helper)
         return "install kaleido (pip install 'kaleido>=1.0'), then a browser: " + INSTALL_BROWSER
     try:
         browser = find_browser()
