@@ -129,6 +129,38 @@ def test_the_app_through_gradio_client(tiny_phi, evaluated):
         app.close()
 
 
+def test_queued_requests_reach_the_model_together(tiny_phi, evaluated):
+    """8 clients at once on the launched app: Gradio's queue hands the waiting /classify requests to the model
+    in batches, so it is called fewer times than it is asked (test_queued_requests_are_scored_together checks
+    what one batched call returns)."""
+    import time
+
+    from gradio_client import Client
+
+    settings = Settings(base_model=str(tiny_phi), adapter=str(evaluated), load_in_4bit="false")
+    service = Service(settings)
+    calls, predict = [], service.predict
+
+    def slow_counted(texts):  # a slow model, so that the other requests queue while one batch is scored
+        calls.append(len(texts))
+        time.sleep(0.5)
+        return predict(texts)
+
+    service.predict = slow_counted
+    app = build_app(settings, service)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+        headlines = [f"Kestrel Oyj headline {i}" for i in range(8)]
+        jobs = [client.submit(text, api_name="/classify") for text in headlines]
+        answers = [job.result(timeout=120) for job in jobs]
+    finally:
+        app.close()
+    assert all(label["label"] in LABELS for label, _ in answers)
+    assert sum(calls) == len(headlines) and len(calls) < len(headlines), calls
+
+
 def test_importing_the_app_loads_no_model():
     code = "import sys, finsent.space.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
