@@ -110,3 +110,16 @@ def evaluated(trained, tmp_path_factory) -> Path:
     (run / "eval_results.json").unlink(missing_ok=True)  # the evaluation tests may have evaluated `trained`
     assert evaluate_script.main(["--adapter", str(run), "--dtype", "float32"]) == 0
     return run
+
+
+@pytest.fixture
+def default_settings(monkeypatch):
+    """The app's Settings as `make demo` gets them: no flag, no FINSENT_* variable: the embedded model + the
+    shipped adapter."""
+    from finsent.space.app import Settings
+
+    for name in [n for n in os.environ if n.startswith("FINSENT_")] + ["SPACE_ID"]:
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.from_env()
+    assert (settings.base_model, settings.adapter) == (Settings.base_model, Settings.adapter)
+    return settings

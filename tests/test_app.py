@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from test_default_adapter import CLEAR, needs_embedded
 
 from conftest import REPO
 from finsent.space.app import DEFAULT_ADAPTER, Service, Settings, build_app
@@ -159,6 +160,25 @@ def test_queued_requests_reach_the_model_together(tiny_phi, evaluated):
         app.close()
     assert all(label["label"] in LABELS for label, _ in answers)
     assert sum(calls) == len(headlines) and len(calls) < len(headlines), calls
+
+
+@pytest.mark.slow
+@needs_embedded
+def test_the_default_app_labels_clear_headlines_through_gradio_client(default_settings):
+    """What users get: the app as `make demo` serves it labels the clear headlines written for the tests."""
+    from gradio_client import Client
+
+    app = build_app(default_settings)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+        for expected, headlines in CLEAR.items():
+            for headline in headlines:
+                label, notice = client.predict(headline, api_name="/classify")
+                assert (label["label"], notice) == (expected, ""), headline
+    finally:
+        app.close()
 
 
 def test_importing_the_app_loads_no_model():

@@ -12,6 +12,7 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
+from test_default_adapter import CLEAR, needs_embedded
 
 from conftest import missing, needs
 from finsent.space.app import Settings, build_app
@@ -87,3 +88,26 @@ def test_classify_a_headline_in_the_browser(app_url, page, tmp_path):
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.is_file() and screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 1000
     assert errors == [], f"uncaught errors in the page: {errors}; console: {console}"
+
+
+@pytest.mark.slow
+@needs_embedded
+def test_the_default_app_labels_clear_headlines_in_the_browser(default_settings, page, monkeypatch):
+    """The app as `make demo` serves it (embedded SmolLM2 + shipped adapter), in Chromium: one clear headline
+    of each label, typed and classified as a user would."""
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    app = build_app(default_settings)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        box = page.get_by_role("textbox", name="Headline", exact=True)
+        output = page.get_by_test_id("label-output-value")
+        for expected, headlines in CLEAR.items():
+            box.fill(headlines[0])
+            page.get_by_role("button", name="Classify", exact=True).click()
+            expect(output).to_have_text(re.compile(rf"^\s*{expected}\s*$"), timeout=TIMEOUT_MS)
+    finally:
+        app.close()
