@@ -51,3 +51,23 @@ def test_an_unfinished_run_is_refused_and_nothing_written(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert export_script.main([str(tmp_path / "run"), str(tmp_path / "out")]) == 2
     assert "not a finished training run" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_failed_export_leaves_the_target_as_it_was(trained, tmp_path, monkeypatch):
+    """The README's promise: everything is written beside the target and renamed into place at the end."""
+    import pytest
+
+    from finsent.eval import evaluate
+
+    target = tmp_path / "adapter"
+    target.mkdir()
+    (target / "keep.txt").write_text("the earlier export")
+
+    def fail(args):
+        raise RuntimeError("evaluation broke half-way")
+
+    monkeypatch.setattr(evaluate, "evaluate", fail)
+    with pytest.raises(RuntimeError, match="half-way"):
+        export_script.main([str(trained), str(target)])
+    assert [p.name for p in target.iterdir()] == ["keep.txt"] and (target / "keep.txt").read_text() == "the earlier export"
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter"]  # no temporary folder left beside it

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from huggingface_hub import constants, snapshot_download
+from test_default_adapter import needs_embedded
 
 from conftest import REPO, TOKEN, USER
 from finsent.space.classifier import LABELS, load_classifier
+from finsent.space.embedded import EMBEDDED_MODEL_ID
 from finsent.train import push as push_script
 
 REPO_ID = f"{USER}/finsent-tiny"
@@ -187,3 +189,28 @@ def test_gguf_files_arrive_as_exported_and_the_card_shows_how_to_use_them(local_
 def test_help_runs():
     out = subprocess.run([sys.executable, "train/push.py", "--help"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0 and "--repo-id" in out.stdout and "--dry-run" in out.stdout and "--no-merged" in out.stdout
+
+
+def test_private_creates_a_private_repository(local_hub, evaluated):
+    from huggingface_hub import HfApi
+
+    assert push_script.main(["--adapter", str(evaluated), "--repo-id", REPO_ID, "--private"]) == 0
+    assert HfApi(token=TOKEN).model_info(REPO_ID).private is True
+    assert push_script.main(["--adapter", str(evaluated), "--repo-id", f"{USER}/public"]) == 0
+    assert HfApi(token=TOKEN).model_info(f"{USER}/public").private is False
+
+
+@needs_embedded
+@pytest.mark.slow
+def test_the_shipped_adapter_pushes_without_a_tokenizer_and_loads_from_the_hub(local_hub, tmp_path):
+    """README: `finsent push --adapter space/default-adapter` publishes it; it has no tokenizer (the base's serves)."""
+    default = REPO / "space" / "default-adapter"
+    repo_id = f"{USER}/finsent-smol"
+    assert push_script.main(["--adapter", str(default), "--repo-id", repo_id]) == 0
+    files = local_hub.files(repo_id)
+    assert files["adapter_model.safetensors"] == (default / "adapter_model.safetensors").read_bytes()
+    assert not any(name.startswith("tokenizer") for name in files)
+    downloaded = snapshot_download(repo_id, cache_dir=tmp_path / "cache")
+    ours = load_classifier(EMBEDDED_MODEL_ID, str(default), dtype="float32").predict_proba(HEADLINES)
+    theirs = load_classifier(EMBEDDED_MODEL_ID, downloaded, dtype="float32").predict_proba(HEADLINES)
+    np.testing.assert_array_equal(ours, theirs)
