@@ -264,3 +264,23 @@ def test_the_report_lists_the_most_confident_mistakes_with_their_text(evaluated)
             assert truth[text] == label and predicted != label and predicted in LABELS
     assert any(text in section for text in test["text"])
     assert not any(text in without_texts(report) for text in test["text"])  # what push.py uploads by default
+
+
+def test_temperature_label_prior_shares_and_no_error_examples_are_honoured_and_recorded(tiny_phi, tmp_path):
+    from conftest import tiny_args
+    from finsent.train import train as train_script
+
+    run = tmp_path / "run"
+    assert train_script.main(tiny_args(tiny_phi, run, "--temperature", "2.5")) == 0
+    assert read_info(str(run))["temperature"] == 2.5  # train.py records it in finsent.json
+    shares = "negative=1,neutral=2,positive=1"
+    assert evaluate_script.main(["--adapter", str(run), "--dtype", "float32", "--skip_base",
+                                 "--label_prior", shares, "--error_examples", "0"]) == 0
+    tuned = json.loads((run / "eval_results.json").read_text())["runs"]["fine_tuned"]
+    assert tuned["temperature"] == 2.5 and tuned["label_prior"] == shares
+    test = pd.read_csv(run / "split" / "test.csv")
+    classifier = load_classifier(str(tiny_phi), str(run), dtype="float32",
+                                 label_prior={"negative": 1.0, "neutral": 2.0, "positive": 1.0})
+    assert classifier.temperature == 2.5
+    assert tuned["predictions"] == [LABELS[i] for i in classifier.predict_proba(test["text"].tolist()).argmax(axis=1)]
+    assert "Most confident mistakes" not in (run / "eval_report.md").read_text()  # --error_examples 0: none
