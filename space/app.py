@@ -24,6 +24,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -44,6 +45,8 @@ except ImportError:
     import figures
     from classifier import DEFAULT_ADAPTER, LABELS, TEXT_COLUMNS, load_classifier
     from embedded import EMBEDDED_MODEL_ID
+
+logger = logging.getLogger(__name__)
 
 try:  # ZeroGPU Spaces lend a GPU per call to functions marked with @spaces.GPU; elsewhere it passes calls through
     import spaces
@@ -279,7 +282,9 @@ class Service:
                 from huggingface_hub import hf_hub_download
 
                 path = Path(hf_hub_download(adapter, "eval_results.json"))
-            except Exception:  # offline, no such file: the About tab says so
+            except Exception as err:  # offline, no such file: the About tab says so, and the log says why
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                logger.warning("About tab: no eval_results.json for %s (%s)", adapter, reason)
                 return None
         return json.loads(path.read_text())
 

@@ -199,3 +199,28 @@ def test_space_folder_imports_alone(tmp_path):
 def test_help_runs():
     out = subprocess.run([sys.executable, "space/app.py", "--help"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0 and "--adapter" in out.stdout and "--max_batch" in out.stdout
+
+
+def test_an_adapter_by_hub_id_serves_and_shows_its_results(local_hub, tiny_phi, evaluated, caplog):
+    """FINSENT_ADAPTER=USER/NAME, as `finsent push --space-id` sets it: the adapter and its results come from the
+    Hub; a repository without results says so in the About tab, and the log says why."""
+    from huggingface_hub import HfApi
+
+    from conftest import TOKEN, USER
+    from finsent.train import push as push_script
+
+    assert push_script.main(["--adapter", str(evaluated), "--repo-id", f"{USER}/tiny"]) == 0
+    service = Service(Settings(base_model=str(tiny_phi), adapter=f"{USER}/tiny", load_in_4bit="false"))
+    probs, notice = service.classify("Kestrel Oyj lifts its outlook")
+    assert set(probs) == set(LABELS) and notice == ""
+    text, figure = service.about()
+    assert "Test accuracy" in text and figure is not None
+
+    api = HfApi(token=TOKEN)
+    api.create_repo(f"{USER}/bare")
+    api.upload_folder(repo_id=f"{USER}/bare", folder_path=evaluated, allow_patterns=["adapter_*", "finsent.json"])
+    bare = Service(Settings(base_model=str(tiny_phi), adapter=f"{USER}/bare", load_in_4bit="false"))
+    with caplog.at_level("WARNING", logger="finsent.space.app"):
+        text, figure = bare.about()
+    assert "No evaluation results travel with this model." in text and figure is None
+    assert any("no eval_results.json for tester/bare" in r.getMessage() for r in caplog.records)
