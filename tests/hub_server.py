@@ -114,6 +114,10 @@ class LocalHub:
     def repos(self) -> list[str]:
         return sorted(self._repos)
 
+    def pin(self, repo_id: str, oid: str, repo_type: str = "model") -> None:
+        """Give a repo's latest commit the id `oid`, so that a revision pinned on the real Hub is served here."""
+        self._repos[f"{repo_type}/{repo_id}"]["commits"][-1]["oid"] = oid
+
     def commits(self, repo_id: str, repo_type: str = "model") -> list[str]:
         """The titles of a repo's commits, oldest first (the first is the Hub's own "initial commit")."""
         return [commit["title"] for commit in self._repos[f"{repo_type}/{repo_id}"]["commits"]]

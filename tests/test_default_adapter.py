@@ -113,6 +113,45 @@ def test_evaluating_it_again_reproduces_its_shipped_results(tmp_path):
         assert ours["metrics"]["accuracy"] == pytest.approx(run["metrics"]["accuracy"], abs=0.005), name
 
 
+@pytest.mark.slow
+@needs_embedded
+def test_the_shipped_cards_snippet_runs_on_the_pinned_gguf(local_hub, tmp_path):
+    """The card's snippet as a reader runs it, against a local Hub holding the adapter and the base GGUF at the
+    pinned revision: transformers' GGUF loading gives the very weights materialise() saved, and the labels'
+    probabilities are the scorer's."""
+    import re
+
+    import numpy as np
+    import torch
+    from huggingface_hub import HfApi
+    from transformers import AutoModelForCausalLM
+
+    from conftest import TOKEN, USER
+    from finsent.space import embedded
+    from finsent.train import push
+
+    api = HfApi(token=TOKEN)
+    api.create_repo(embedded.GGUF_REPO)
+    api.upload_file(path_or_fileobj=str(gguf_path()), path_in_repo=embedded.GGUF_FILE, repo_id=embedded.GGUF_REPO)
+    local_hub.pin(embedded.GGUF_REPO, embedded.GGUF_REVISION)
+    assert push.main(["--adapter", str(DEFAULT), "--repo-id", f"{USER}/finsent-smol"]) == 0
+
+    [snippet] = re.findall(r"```python\n(.*?)```", (DEFAULT / "README.md").read_text(), flags=re.S)
+    snippet = snippet.replace('repo_id = "space/default-adapter"', f'repo_id = "{USER}/finsent-smol"')
+    namespace: dict = {}
+    exec(compile(snippet.replace("print(classify", "result = (classify"), "card-snippet", "exec"), namespace)
+    headline = re.search(r'classify\("(.*)"\)\)?\s*$', snippet.strip()).group(1)
+    expected = load_classifier(EMBEDDED_MODEL_ID, str(DEFAULT), dtype="float32").classify([headline])[0]
+    assert namespace["result"] == pytest.approx(expected, abs=1e-4)
+
+    gguf = AutoModelForCausalLM.from_pretrained(embedded.GGUF_REPO, gguf_file=embedded.GGUF_FILE,
+                                                revision=embedded.GGUF_REVISION, dtype=torch.float32).state_dict()
+    saved = AutoModelForCausalLM.from_pretrained(embedded.materialise(), dtype=torch.float32).state_dict()
+    assert gguf.keys() == saved.keys()
+    for name, tensor in gguf.items():
+        np.testing.assert_array_equal(tensor.numpy(), saved[name].numpy(), err_msg=name)
+
+
 @needs_embedded
 def test_another_base_or_prompt_version_is_refused(tiny_phi, monkeypatch):
     with pytest.raises(AdapterMismatch, match="trained on HuggingFaceTB/SmolLM2-135M-Instruct with weights sha256"):
