@@ -284,3 +284,18 @@ def test_temperature_label_prior_shares_and_no_error_examples_are_honoured_and_r
     assert classifier.temperature == 2.5
     assert tuned["predictions"] == [LABELS[i] for i in classifier.predict_proba(test["text"].tolist()).argmax(axis=1)]
     assert "Most confident mistakes" not in (run / "eval_report.md").read_text()  # --error_examples 0: none
+
+
+def test_allow_other_base_is_the_only_way_onto_other_weights(trained, tmp_path, capsys):
+    from finsent.train.tiny_model import save_tiny_phi
+
+    other = save_tiny_phi(tmp_path / "other-phi", seed=1)  # the same architecture, other weights
+    capsys.readouterr()  # (saving it drew a progress bar)
+    argv = ["--adapter", str(trained), "--base_model", str(other), "--skip_base", "--dtype", "float32",
+            "--output_dir", str(tmp_path / "out")]
+    assert evaluate_script.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--allow_other_base" in err and err.count("\n") == 1 and not (tmp_path / "out" / "eval_results.json").exists()
+    assert evaluate_script.main([*argv, "--allow_other_base"]) == 0
+    results = json.loads((tmp_path / "out" / "eval_results.json").read_text())
+    assert results["runs"]["fine_tuned"]["model"] == str(other)

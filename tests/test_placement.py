@@ -88,6 +88,25 @@ def test_a_batch_that_does_not_split_is_refused_with_the_fix():
         split_global_batch(8, 1, 3)
 
 
+@pytest.mark.parametrize(("per_process", "expected"), [(False, (4, 1)), (True, (8, 1))])
+def test_batch_per_process_gives_every_process_the_whole_batch(per_process, expected, monkeypatch):
+    """Two processes, a recipe batch of 8: shared as 4 + 4 by default; 8 each with --batch_per_process true."""
+    from types import SimpleNamespace
+
+    from transformers.training_args import OptimizerNames
+
+    from finsent.train.train import place
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    script = SimpleNamespace(batch_per_process=per_process)
+    model = SimpleNamespace(load_in_4bit=False, load_in_8bit=False)
+    training = SimpleNamespace(use_cpu=True, world_size=2, n_gpu=0, local_process_index=0,
+                               optim=OptimizerNames("adamw_torch"),
+                               per_device_train_batch_size=8, gradient_accumulation_steps=1)
+    place(script, model, training)
+    assert (training.per_device_train_batch_size, training.gradient_accumulation_steps) == expected
+
+
 def test_quantization_settings_from_a_bitsandbytes_config():
     from transformers import BitsAndBytesConfig
 
