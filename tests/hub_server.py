@@ -2,7 +2,7 @@
 (2.x) needs to create repos, commit (regular and LFS files, deletions), list and download. Standard library only.
 
 Endpoints (`{type}` is model/dataset/space/kernel, `{prefix}` is "" for models, else "datasets/", "spaces/", ...;
-`{rev}` is "main" or a commit oid; repo ids are "namespace/name"):
+`{rev}` is "main", a commit oid or a named ref (add_ref); repo ids are "namespace/name"):
 
     GET      /api/whoami-v2                                 whoami; 401 for an unknown token
     POST     /api/repos/create                              create_repo (private, space sdk); 409 if it exists
@@ -118,6 +118,17 @@ class LocalHub:
         """Give a repo's latest commit the id `oid`, so that a revision pinned on the real Hub is served here."""
         self._repos[f"{repo_type}/{repo_id}"]["commits"][-1]["oid"] = oid
 
+    def add_ref(self, repo_id: str, ref: str, files: dict[str, bytes], repo_type: str = "dataset") -> None:
+        """A named ref beside main holding `files`, as the Hub's parquet conversion `refs/convert/parquet`."""
+        tree = {}
+        for path, data in files.items():
+            sha = hashlib.sha256(data).hexdigest()
+            self._objects[sha] = data
+            tree[path] = (sha, False)
+        oid = hashlib.sha1(json.dumps([repo_id, ref, sorted(tree.items())]).encode()).hexdigest()
+        repo = self._repos[f"{repo_type}/{repo_id}"]
+        repo.setdefault("refs", {})[ref] = {"oid": oid, "title": ref, "date": _now(), "tree": tree}
+
     def commits(self, repo_id: str, repo_type: str = "model") -> list[str]:
         """The titles of a repo's commits, oldest first (the first is the Hub's own "initial commit")."""
         return [commit["title"] for commit in self._repos[f"{repo_type}/{repo_id}"]["commits"]]
@@ -154,6 +165,8 @@ class LocalHub:
         return found
 
     def _revision(self, repo: dict, rev: str) -> dict:
+        if rev in repo.get("refs", {}):
+            return repo["refs"][rev]
         for commit in reversed(repo["commits"]):
             if rev in ("main", commit["oid"]):
                 return commit

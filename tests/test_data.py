@@ -188,6 +188,21 @@ def test_a_hub_parquet_dataset_reads_trains_and_evaluates_from_its_id(local_hub,
     assert json.loads((tmp_path / "eval" / "eval_results.json").read_text())["rows"] == 9
 
 
+def test_a_script_dataset_is_read_from_the_hubs_parquet_conversion(local_hub):
+    """A dataset with only a loading script (which datasets >= 4 cannot run) is read from refs/convert/parquet."""
+    import huggingface_hub
+
+    from finsent.train.data import PARQUET_CONVERSION
+
+    table = push_parquet_dataset("tester/scripted", "staging/train.parquet")  # the bytes, then moved to the ref
+    parquet = local_hub.files("tester/scripted", repo_type="dataset")["staging/train.parquet"]
+    huggingface_hub.delete_file("staging/train.parquet", repo_id="tester/scripted", repo_type="dataset")
+    huggingface_hub.upload_file(path_or_fileobj=b"# a loading script", path_in_repo="scripted.py",
+                                repo_id="tester/scripted", repo_type="dataset")
+    local_hub.add_ref("tester/scripted", PARQUET_CONVERSION, {"default/train/0000.parquet": parquet})
+    assert read_labelled("tester/scripted").to_dict("records") == table.to_dict("records")
+
+
 def test_a_hub_dataset_without_data_files_or_reach_is_one_clear_error(local_hub):
     import huggingface_hub
 
