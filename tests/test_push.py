@@ -203,10 +203,24 @@ def test_private_creates_a_private_repository(local_hub, evaluated):
 @needs_embedded
 @pytest.mark.slow
 def test_the_shipped_adapter_pushes_without_a_tokenizer_and_loads_from_the_hub(local_hub, tmp_path):
-    """README: `finsent push --adapter space/default-adapter` publishes it; it has no tokenizer (the base's serves)."""
+    """README: `finsent push --adapter space/default-adapter` publishes it (it has no tokenizer: the base's serves),
+    with a Space for the embedded base."""
     default = REPO / "space" / "default-adapter"
-    repo_id = f"{USER}/finsent-smol"
-    assert push_script.main(["--adapter", str(default), "--repo-id", repo_id]) == 0
+    repo_id, space_id = f"{USER}/finsent-smol", f"{USER}/finsent-smol-app"
+    assert push_script.main(["--adapter", str(default), "--repo-id", repo_id, "--space-id", space_id]) == 0
+    # the embedded branch: the Space preloads the pinned GGUF it materialises, and a CPU is enough
+    import yaml
+    from huggingface_hub import HfApi
+
+    from finsent.space import embedded
+
+    front = yaml.safe_load(local_hub.files(space_id, repo_type="space")["README.md"].decode().split("---\n")[1])
+    assert front["models"] == [EMBEDDED_MODEL_ID, embedded.GGUF_REPO, repo_id]
+    assert front["preload_from_hub"] == [f"{embedded.GGUF_REPO} {embedded.GGUF_FILE} {embedded.GGUF_REVISION}", repo_id]
+    assert front["suggested_hardware"] == "cpu-basic"
+    variables = {k: v.value for k, v in HfApi(token=TOKEN).get_space_variables(space_id).items()}
+    assert variables == {"FINSENT_ADAPTER": repo_id, "FINSENT_BASE_MODEL": EMBEDDED_MODEL_ID, "FINSENT_4BIT": "false",
+                         "FINSENT_MCP": "true"}
     files = local_hub.files(repo_id)
     assert files["adapter_model.safetensors"] == (default / "adapter_model.safetensors").read_bytes()
     assert not any(name.startswith("tokenizer") for name in files)
