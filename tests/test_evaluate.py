@@ -284,6 +284,13 @@ def test_temperature_label_prior_shares_and_no_error_examples_are_honoured_and_r
     assert classifier.temperature == 2.5
     assert tuned["predictions"] == [LABELS[i] for i in classifier.predict_proba(test["text"].tolist()).argmax(axis=1)]
     assert "Most confident mistakes" not in (run / "eval_report.md").read_text()  # --error_examples 0: none
+    # --label_prior train: decided for the training mix, as learned: no shift, and none recorded
+    assert evaluate_script.main(["--adapter", str(run), "--dtype", "float32", "--skip_base", "--label_prior", "train",
+                                 "--output_dir", str(tmp_path / "train-prior")]) == 0
+    as_trained = json.loads((tmp_path / "train-prior" / "eval_results.json").read_text())["runs"]["fine_tuned"]
+    plain = load_classifier(str(tiny_phi), str(run), dtype="float32", label_prior="train")
+    assert plain.log_prior_shift is None and as_trained["label_prior"] is None
+    assert as_trained["predictions"] == [LABELS[i] for i in plain.predict_proba(test["text"].tolist()).argmax(axis=1)]
 
 
 def test_allow_other_base_is_the_only_way_onto_other_weights(trained, tmp_path, capsys):
