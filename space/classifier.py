@@ -22,9 +22,11 @@ from pathlib import Path
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
     from .adapter_info import check_info, read_info
     from .embedded import resolve_model_path
+    from .precision import this_machine
 except ImportError:
     from adapter_info import check_info, read_info
     from embedded import resolve_model_path
+    from precision import this_machine
 
 logger = logging.getLogger(__name__)
 
@@ -118,15 +120,8 @@ def describe_precision(quantization: dict | None, dtype: str) -> str:
 
 
 def default_dtype(device: str) -> str:
-    """bf16 where the hardware computes it natively (CUDA, CPUs with AVX-512 BF16/AMX), else fp32."""
-    import torch
-
-    if device == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    try:
-        return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
-    except (AttributeError, RuntimeError):
-        return "float32"
+    """The dtype to serve in: bf16 where the hardware computes it natively, else float32 (precision.py decides)."""
+    return this_machine(device).serving_dtype
 
 
 def prior_shift(train_counts: dict[str, int] | None, target="balanced") -> list[float] | None:
