@@ -289,18 +289,15 @@ def test_embedded_default_in_llama_cpp_agrees_with_torch(tmp_path):
     assert export(DEFAULT_ADAPTER, tmp_path, "--merged", "q8_0") == 0
     write_model(base_from_gguf(gguf_path()), tmp_path / "base-f32.gguf", "f32")
 
-    # the same adapter with its q/k LoRA rows left in HF's order
+    # the same adapter with its q/k LoRA rows left in HF's order (the benchmark's ablation)
     from transformers import AutoConfig
 
+    from finsent.eval.bench_gguf import without_permutation
     from finsent.space.embedded import resolve_model_path
     from finsent.train.gguf_files import read_lora, scoring_metadata
 
     config = AutoConfig.from_pretrained(resolve_model_path(EMBEDDED_MODEL_ID))
-    lora = read_lora(DEFAULT_ADAPTER, config)
-    for name, (a, b) in lora.pairs.items():
-        heads = {"attn_q": config.num_attention_heads, "attn_k": config.num_key_value_heads}.get(name.split(".")[2])
-        if heads:  # the inverse of permute_rows
-            lora.pairs[name] = (a, b.reshape(heads, b.shape[0] // heads // 2, 2, -1).swapaxes(1, 2).reshape(b.shape))
+    lora = without_permutation(read_lora(DEFAULT_ADAPTER, config), config)
     write_lora(lora, tmp_path / "unpermuted.gguf", scoring_metadata(read_info(str(DEFAULT_ADAPTER))))
 
     def probs(model, lora=None):

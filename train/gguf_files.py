@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,6 +331,3 @@ def write_model(base: Base, path: Path, outtype: str = "f32", lora: Lora | None 
 
     return _write(path, base.arch, fill)
 
-
-def tensor_names(path: str | os.PathLike) -> Iterable[str]:
-    return [t.name for t in gguf.GGUFReader(path).tensors]
