@@ -42,6 +42,15 @@ def pytest_runtest_setup(item):
             missing(mark.kwargs["reason"])
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server a test starts."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def tiny_args(model_dir, output_dir, *extra):
     return [
         "--config", "cpu-embedded",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
 from test_default_adapter import CLEAR, needs_embedded
 
-from conftest import REPO
+from conftest import REPO, free_port
 from finsent.space.app import DEFAULT_ADAPTER, Service, Settings, build_app
 from finsent.space.classifier import LABELS
 
@@ -103,12 +102,6 @@ def test_by_default_the_shipped_adapter(monkeypatch):
     service = Service(Settings.from_env())
     assert service.adapter == str(DEFAULT_ADAPTER) and "default adapter" in service.describe()
     assert "not fine-tuned" not in service.describe()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_app_through_gradio_client(tiny_phi, evaluated):

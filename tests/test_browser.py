@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 from urllib.parse import urlsplit
 
 import pytest
 from test_default_adapter import CLEAR, needs_embedded
 
-from conftest import missing, needs
+from conftest import free_port, missing, needs
 from finsent.space.app import Settings, build_app
 from finsent.space.classifier import LABELS
 
@@ -25,12 +24,6 @@ TIMEOUT_MS = 60_000  # the first click also loads the model
 HEADLINE = "Kestrel Oyj raises its full-year operating profit forecast"
 
 pytestmark = needs(CHROMIUM is not None, "no chromium binary on PATH (`make browser` installs it)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from finsent.train.cli import COMMANDS
 
 FINSENT = Path(sys.executable).with_name("finsent")
@@ -26,10 +26,7 @@ def test_help_prints_no_warning(command):
 
 
 def test_the_apps_start_up_output_has_no_warning():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = subprocess.Popen([str(FINSENT), "app", "--port", str(port)], stdout=subprocess.PIPE,
+    app = subprocess.Popen([str(FINSENT), "app", "--port", str(free_port())], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     lines = []
     try:

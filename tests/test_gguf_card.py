@@ -14,7 +14,6 @@ import json
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import REPO, needs
+from conftest import REPO, free_port, needs
 from finsent.model_card.card import build_card
 from finsent.space import embedded
 from finsent.space.classifier import LABELS, PROMPTS
@@ -135,12 +134,6 @@ def test_snippet_scores_as_the_llama_scorer(run, monkeypatch, capsys):
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert [LABELS[i] for i in got.argmax(1)] == [LABELS[i] for i in expected.argmax(1)]
     assert [LABELS[i] for i in got.argmax(1)][:3] == EXPECTED
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(url: str, body: dict, timeout: float = 60) -> dict:

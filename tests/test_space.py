@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, free_port
 from finsent.space import app as app_module
 from finsent.space.app import Service, Settings, SettingsError, build_app
 from finsent.space.classifier import LABELS
@@ -102,14 +102,6 @@ def test_mcp_is_on_by_default_in_a_space_only(monkeypatch):
     assert Settings.from_env().mcp is True
     monkeypatch.setenv("FINSENT_MCP", "false")
     assert Settings.from_env().mcp is False
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 HEADLINES = ["Kestrel Oyj raises its full-year profit forecast", "Norvale Group to cut 450 jobs as orders slump",
