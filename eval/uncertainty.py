@@ -4,6 +4,7 @@
     compare(y_true, pred_a, pred_b)           # McNemar's exact test + a paired-bootstrap interval of the difference
     calibration(y_true, probabilities)        # expected calibration error and the reliability diagram's bins
     fit_temperature(y_true, probabilities)    # temperature scaling: the T that calibrates held-out predictions
+    wilson_interval(failures, cases)          # the 95 % Wilson score interval of a proportion (a failure rate)
 
 The bootstrap resamples rows within each true label (the test split is balanced by design, so
 every resample is too), `samples` times from a seeded generator; intervals are percentiles.
@@ -72,6 +73,19 @@ def intervals(y_true, y_pred, *, samples: int = SAMPLES, seed: int = SEED, level
         "per_label": {label: {"accuracy": _interval(scores[f"accuracy_{label}"], level),
                               "f1": _interval(scores[f"f1_{label}"], level)} for label in LABELS},
     }
+
+
+def wilson_interval(count: int, total: int, level: float = LEVEL) -> list[float]:
+    """[low, high]: the Wilson score interval of the proportion count/total; unlike p +- z*se it stays inside
+    [0, 1] and is not empty at 0 or `total` failures. [0, 1] when total is 0."""
+    from statistics import NormalDist
+
+    if total == 0:
+        return [0.0, 1.0]
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    p, z2 = count / total, z * z / total
+    centre, half = (p + z2 / 2) / (1 + z2), z * ((p * (1 - p) + z2 / 4) / total) ** 0.5 / (1 + z2)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
