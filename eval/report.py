@@ -8,6 +8,7 @@ from pathlib import Path
 
 from finsent.eval import plots
 from finsent.space.classifier import LABELS
+from finsent.space.figures import behaviour_table
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ def render_report(results: dict, figures: list[Path], output_dir: Path, mistakes
             lines += [f"| {text.replace('|', '&#124;')} | {predicted} | {prob:.3f} |" for text, predicted, prob in rows]
             lines += [""] if rows else ["None.", ""]
         lines += [TEXTS_END]
+    if results.get("behaviour"):
+        lines += ["", *behaviour_lines(results)]
     pictures = [p for p in figures if p.suffix == ".png"] or [p for p in figures if p.suffix == ".html"]
     if pictures:
         lines += ["", "## Figures", ""]
@@ -122,6 +125,35 @@ def render_report(results: dict, figures: list[Path], output_dir: Path, mistakes
             rel = path.relative_to(output_dir).as_posix()
             lines.append(f"![{path.stem}]({rel})" if path.suffix == ".png" else f"- [{path.stem}]({rel})")
     return "\n".join(lines) + "\n"
+
+
+def behaviour_lines(results: dict, examples: int = 3) -> list[str]:
+    """The behaviour section: eval/behaviour.py's table for every run, then the worst failing cases of each
+    capability for the fine-tuned model (else the first run). They are the suite's own fictional sentences, so
+    they are quoted outside the test-text markers."""
+    runs = results["runs"]
+    shown = next((name for name in ("fine_tuned", *runs) if runs.get(name, {}).get("behaviour")), None)
+    if shown is None:
+        return []
+    lines = ["## Behaviour (CheckList for finance)", "",
+             behaviour_table(results, {name: title_of(name) for name in runs}), "",
+             f"### Failing cases: {title_of(shown)}", ""]
+    for capability in runs[shown]["behaviour"].values():
+        lines += [f"- **{capability['title']}** ({capability['kind']}): {capability['failures']} of "
+                  f"{capability['cases']} failed" + (", e.g." if capability["failing"] else ".")]
+        lines += [f"  - {_failing(case)}" for case in capability["failing"][:examples]]
+    return lines
+
+
+def _failing(case: dict) -> str:
+    """One failing case on one line: MFT, INV or DIR, told apart by what it records."""
+    quoted = [f"\"{text}\"" for text in case["texts"]]
+    if "expected" in case:
+        return f"{quoted[0]}: {case['predicted']} ({case['probability']:.2f}), expected {case['expected']}"
+    if "label" in case:
+        a, b = case["probabilities"]
+        return f"P({case['label']}) {a:.2f} for {quoted[0]}, {b:.2f} for {quoted[1]}"
+    return f"{quoted[0]}: {case['predicted'][0]}; {quoted[1]}: {case['predicted'][1]}"
 
 
 def _uncertainty_notes(results: dict, names: list[str]) -> list[str]:

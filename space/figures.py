@@ -1,4 +1,5 @@
-"""The evaluation figures, one function each: the evaluation report, the model card and the Space call them.
+"""The evaluation figures (and the behaviour table), one function each: the evaluation report, the model card and
+the Space call them.
 
 `metrics` is the dict that `eval/metrics.py`'s `compute_metrics` returns (and that
 eval_results.json stores per run). This folder deploys alone as the Space, so the
@@ -112,3 +113,31 @@ def reliability_diagram(calibration: dict, title: str = "Reliability: confidence
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(range=[0, 1])
     return fig
+
+
+def behaviour_table(results: dict, titles: dict[str, str]) -> str | None:
+    """Markdown: eval/behaviour.py's failure rate per capability, "12 % [7, 20]" (its Wilson interval), one column
+    per run of `titles` ({run name: column title}) that has behaviour results; None when none has.
+
+    `results` is eval_results.json: its `behaviour` section describes the suite, each run's `behaviour` holds
+    its results per capability.
+    """
+    suite = results.get("behaviour")
+    runs = [(title, results["runs"][name]["behaviour"]) for name, title in titles.items()
+            if suite and (results["runs"].get(name) or {}).get("behaviour")]
+    if not runs:
+        return None
+    lines = ["| capability | test | cases | " + " | ".join(title for title, _ in runs) + " |",
+             "| --- | --- | ---: |" + " ---: |" * len(runs)]
+    for name, first in runs[0][1].items():
+        cells = [_rate(behaviour[name]) if name in behaviour else "" for _, behaviour in runs]
+        lines.append(f"| {first['title']} | {first['kind']} | {first['cases']} | " + " | ".join(cells) + " |")
+    lines += ["", f"Share of failed cases, % [{suite['level'] * 100:.0f} % {suite['interval']} interval], on "
+              f"{suite['cases']} templated headlines about fictional companies (seed {suite['seed']}). A failure: "
+              + "; ".join(f"{kind}, {what}" for kind, what in suite["failures"].items()) + "."]
+    return "\n".join(lines)
+
+
+def _rate(capability: dict) -> str:
+    low, high = capability["interval"]
+    return f"{capability['failure_rate'] * 100:.0f} % [{low * 100:.0f}, {high * 100:.0f}]"
