@@ -93,7 +93,7 @@ def _task_facts():
 
 
 def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int], revision: str | None = None,
-              quantization: dict | None = None, temperature: float = 1.0):
+              quantization: dict | None = None, temperature: float = 1.0, precision: dict | None = None):
     labels, prompt_version = _task_facts()
     folder = local_weights(base_path, revision)
     embedded = base_model == EMBEDDED_MODEL_ID and base_path != base_model
@@ -107,6 +107,7 @@ def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int
         "base_quantization": quantization,  # bitsandbytes settings the base trained under; null: full precision
         "train_label_counts": {label: int(train_label_counts.get(label, 0)) for label in labels},
         "temperature": float(temperature),  # label log-scores are divided by it (fitted by train/sweep.py)
+        "training_precision": precision,  # what training computed in, and on what: {autocast, compute_dtype, hardware}
     }
 
 

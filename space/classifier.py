@@ -22,11 +22,11 @@ from pathlib import Path
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
     from .adapter_info import check_info, read_info
     from .embedded import resolve_model_path
-    from .precision import this_machine
+    from .precision import compute_dtype, fp16_safe_attention, this_machine
 except ImportError:
     from adapter_info import check_info, read_info
     from embedded import resolve_model_path
-    from precision import this_machine
+    from precision import compute_dtype, fp16_safe_attention, this_machine
 
 logger = logging.getLogger(__name__)
 
@@ -322,8 +322,8 @@ def load_classifier(
         info = read_info(adapter)
         check_info(adapter, info, base_model, path, check_weights=not allow_other_base)
     quantization = choose_quantization(load_in_4bit, info, cuda=device.startswith("cuda"))
-    if quantization is not None:
-        dtype = dtype or quantization.get("bnb_4bit_compute_dtype") or default_dtype(device)
+    if quantization is not None:  # computed as trained, unless that is bf16 and this hardware only emulates it
+        dtype = dtype or compute_dtype(quantization.get("bnb_4bit_compute_dtype"), this_machine(device))
         if quantization.get("load_in_4bit"):
             quantization = {**quantization, "bnb_4bit_compute_dtype": dtype}
         kwargs = {"quantization_config": BitsAndBytesConfig(**quantization), "dtype": getattr(torch, dtype),
@@ -331,6 +331,8 @@ def load_classifier(
     else:  # an adapter is merged in fp32 first; without one, load straight in the target dtype (less memory)
         dtype = dtype or default_dtype(device)
         kwargs = {"dtype": torch.float32 if adapter else getattr(torch, dtype)}
+    if dtype == "float16":  # Phi-2's attention overflows fp16 (precision.py)
+        kwargs["attn_implementation"] = fp16_safe_attention()
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     tokenizer_source = path
     if adapter:

@@ -24,7 +24,11 @@ class Precision:
     autocast: str  # training's mixed precision: "bf16", "fp16" or "fp32" (none)
     compute_dtype: str  # bitsandbytes' 4-bit compute dtype
     serving_dtype: str  # the dtype a full-precision model is served in
-    reason: str  # for the log's first lines, e.g. "Tesla T4 (sm 7.5): no native bf16; ..."
+    reason: str  # the hardware fact behind it, for the log's first line: "Tesla T4 (sm 7.5): no native bf16"
+
+    @property
+    def native_bf16(self) -> bool:
+        return self.autocast == "bf16"
 
 
 def decide(device: str, *, gpu: str = "", capability: tuple[int, int] | None = None,
@@ -35,11 +39,17 @@ def decide(device: str, *, gpu: str = "", capability: tuple[int, int] | None = N
         where = f"{gpu or 'GPU'} (sm {major}.{minor})"
         if (major, minor) >= (8, 0):
             return Precision("bf16", "bfloat16", "bfloat16", f"{where}: native bf16")
-        return Precision("fp16", "float32", "float32",
-                         f"{where}: no native bf16; fp16 autocast, 4-bit compute float32, serving float32")
+        return Precision("fp16", "float32", "float32", f"{where}: no native bf16")
     if cpu_bf16:
         return Precision("bf16", "bfloat16", "bfloat16", "CPU with AVX-512 BF16 or AMX: native bf16")
-    return Precision("fp32", "float32", "float32", "CPU without AVX-512 BF16 or AMX: float32 (bf16 is emulated)")
+    return Precision("fp32", "float32", "float32", "CPU without AVX-512 BF16 or AMX: no native bf16")
+
+
+def compute_dtype(recorded: str | None, machine: Precision) -> str:
+    """The 4-bit compute dtype to serve a run in: as it trained, unless that is bf16 and `machine` only emulates it."""
+    if recorded == "bfloat16" and not machine.native_bf16:
+        return machine.compute_dtype
+    return recorded or machine.compute_dtype
 
 
 def this_machine(device: str) -> Precision:
@@ -66,3 +76,33 @@ def _on_zero_gpu() -> bool:
     except ImportError:
         return False
     return bool(spaces.config.Config.zero_gpu)
+
+
+# Phi-2's attention overflows fp16 (its model card; transformers#28163: NaN logits; mlc-llm#1870: Q and K
+# in the hundreds, so q.k passes fp16's 65,504). transformers 5.24 upcasts only the softmax:
+# models/phi/modeling_phi.py:139 multiplies query by key in the model's dtype and :143 softmaxes in
+# float32, too late, since the product is already inf. Wherever a model computes in fp16 (autocast on
+# a T4, V100 or P100, or --dtype float16), attention runs through this function instead.
+FP16_SAFE_ATTENTION = "sdpa_fp32_scores"
+
+
+def fp16_safe_attention() -> str:
+    """Register (once) and name the attention that computes query.key, softmax and the weighted values in float32."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    def sdpa_fp32_scores(module, query, key, value, attention_mask, *args, **kwargs):
+        import torch
+
+        dtype = query.dtype
+        if attention_mask is not None and attention_mask.is_floating_point():
+            attention_mask = attention_mask.float()
+        with torch.autocast(query.device.type, enabled=False):  # autocast would take the product back to fp16
+            output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(),
+                                                     attention_mask, *args, **kwargs)
+        return output.to(dtype), weights
+
+    AttentionInterface.register(FP16_SAFE_ATTENTION, sdpa_fp32_scores)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(FP16_SAFE_ATTENTION, sdpa_mask)  # the same masks as sdpa
+    return FP16_SAFE_ATTENTION

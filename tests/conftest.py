@@ -58,7 +58,7 @@ def tiny_args(model_dir, output_dir, *extra):
         "--data_file", str(SAMPLE_HEADLINES),
         "--train_size", "20", "--test_size", "10", "--eval_size", "4",
         "--output_dir", str(output_dir),
-        "--load_in_4bit", "true", "--use_bnb_nested_quant", "true", "--dtype", "bfloat16",
+        "--load_in_4bit", "true", "--use_bnb_nested_quant", "true", "--dtype", "auto",
         "--max_steps", "2", "--per_device_train_batch_size", "4", "--logging_steps", "1",
         "--learning_rate", "1e-2", "--save_strategy", "no", "--eval_strategy", "no",
         *extra,

@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from finsent.space.precision import this_machine
 from finsent.train import bench_phi2
 
 SMALL = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -23,7 +24,8 @@ def test_the_script_trains_and_scores_a_shrunken_phi(tiny_phi, tmp_path, monkeyp
     model_dir = tmp_path / "phi"
     bench_phi2.build_random_phi2(model_dir, str(tiny_phi))
     out = tmp_path / "bench.json"
-    assert bench_phi2.main(["--model_dir", str(model_dir), "--steps", "2", "--headlines", "8", "--json", str(out)]) == 0
+    assert bench_phi2.main(["--model_dir", str(model_dir), "--steps", "2", "--headlines", "8", "--json", str(out),
+                            "--precision", "auto", "fp16"]) == 0
 
     results = json.loads(out.read_text())
     train, score = results["train"], results["score"]
@@ -34,6 +36,10 @@ def test_the_script_trains_and_scores_a_shrunken_phi(tiny_phi, tmp_path, monkeyp
     assert train["optimizer"] == "adamw_torch" and train["global_batch"] == 8 and train["steps"] == 2
     assert len(train["losses"]) == 2 and all(math.isfinite(loss) for loss in train["losses"])
     assert score["precision"].startswith("4-bit nf4") and score["headlines"] == 8
+    # a T4's policy, forced here: fp16 autocast, float32 4-bit compute, attention in float32; the loss stays finite
+    fp16 = results["train_fp16"]
+    assert fp16["precision"] == "fp16" and "--dtype float32" in fp16["command"]
+    assert fp16["loss_finite"] and len(fp16["losses"]) == 2
 
 
 @pytest.mark.phi2
@@ -48,4 +54,4 @@ def test_phi2_at_full_size(tmp_path):
     assert train["trainable_params"] == 94_371_840  # r 64 on q k v dense fc1 fc2: 3.4 %
     assert train["base_weight_bytes"] < 2 * 2**30  # 4-bit: a bf16 copy would be 5.2 GiB
     assert all(math.isfinite(loss) for loss in train["losses"])
-    assert score["precision"] == "4-bit nf4 + double quant, bfloat16 compute"
+    assert score["precision"] == f"4-bit nf4 + double quant, {this_machine('cpu').compute_dtype} compute"

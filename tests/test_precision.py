@@ -1,12 +1,18 @@
-"""The precision decision (space/precision.py), case by case: the GPUs practitioners get, CPUs, ZeroGPU."""
+"""The precision decision (space/precision.py), case by case: the GPUs practitioners get, CPUs, ZeroGPU;
+training's flags and refusals; Phi-2's fp16 attention overflow and its guard."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
+from conftest import REPO
 from finsent.space import precision
 from finsent.space.classifier import default_dtype
+from finsent.train import train as train_script
+from finsent.train.data import UsageError
+from finsent.train.modeling import autocast_flags, quantized_compute_dtype
 
 
 @pytest.mark.parametrize(("gpu", "capability", "autocast", "compute", "serving"), [
@@ -49,3 +55,147 @@ def test_this_cpu_decides_as_onednn_reports(monkeypatch):
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert precision.this_machine("cpu") == precision.decide("cpu", cpu_bf16=native)
     assert default_dtype("cpu") == ("bfloat16" if native else "float32")
+
+
+# --- training: the recipes' `precision: auto`, flags, refusals (train/modeling.py, train/train.py) ---
+
+T4 = precision.decide("cuda", gpu="Tesla T4", capability=(7, 5))
+H200 = precision.decide("cuda", gpu="NVIDIA H200", capability=(9, 0))
+OLD_CPU = precision.decide("cpu", cpu_bf16=False)
+BF16_CPU = precision.decide("cpu", cpu_bf16=True)
+
+
+@pytest.mark.parametrize(("machine", "setting", "bf16", "fp16", "expected"), [
+    (T4, "auto", None, False, "fp16"),
+    (H200, "auto", None, False, "bf16"),
+    (OLD_CPU, "auto", None, False, "fp32"),
+    (BF16_CPU, "auto", None, False, "bf16"),
+    (H200, "auto", False, False, "fp32"),  # --bf16 false: no autocast
+    (H200, "auto", None, True, "fp16"),  # --fp16 true wins
+    (T4, "fp32", None, False, "fp32"),
+    (H200, "fp16", None, False, "fp16"),
+])
+def test_autocast_follows_the_hardware_unless_told(machine, setting, bf16, fp16, expected):
+    flags = autocast_flags(setting, bf16, fp16, machine)
+    assert flags == {"bf16": expected == "bf16", "fp16": expected == "fp16"}
+
+
+@pytest.mark.parametrize(("machine", "setting", "bf16", "named"), [
+    (T4, "auto", True, "--bf16 true: Tesla T4 (sm 7.5): no native bf16"),
+    (OLD_CPU, "auto", True, "--bf16 true: CPU without AVX-512 BF16 or AMX: no native bf16"),
+    (T4, "bf16", None, "--precision bf16: Tesla T4 (sm 7.5)"),
+])
+def test_bf16_where_it_would_be_emulated_is_refused_naming_the_hardware_and_the_fix(machine, setting, bf16, named):
+    with pytest.raises(UsageError) as refused:
+        autocast_flags(setting, bf16, False, machine)
+    assert str(refused.value).startswith(named)
+    assert f"--precision auto trains in {machine.autocast} here" in str(refused.value)
+
+
+def test_unknown_or_doubled_precision_is_refused():
+    with pytest.raises(UsageError, match="choose one of auto, bf16, fp16, fp32"):
+        autocast_flags("half", None, False, H200)
+    with pytest.raises(UsageError, match="give one of them"):
+        autocast_flags("fp16", True, False, H200)
+
+
+@pytest.mark.parametrize(("machine", "dtype", "expected"), [
+    (T4, "auto", "float32"), (T4, None, "float32"), (H200, "auto", "bfloat16"), (T4, "float16", "float16"),
+    (OLD_CPU, "auto", "float32"), (BF16_CPU, "bfloat16", "bfloat16"),
+])
+def test_the_4bit_compute_dtype(machine, dtype, expected):
+    assert quantized_compute_dtype(dtype, machine) == expected
+
+
+def test_4bit_compute_in_bf16_on_a_t4_is_refused():
+    with pytest.raises(UsageError, match=r"^--dtype bfloat16: Tesla T4 \(sm 7.5\).*pass --dtype auto \(float32 here\)"):
+        quantized_compute_dtype("bfloat16", T4)
+
+
+@pytest.mark.parametrize(("machine", "line", "autocast", "compute"), [
+    (T4, "Tesla T4 (sm 7.5): no native bf16; fp16 autocast, 4-bit compute float32, attention in float32",
+     "fp16", "float32"),
+    (H200, "NVIDIA H200 (sm 9.0): native bf16; bf16 autocast, 4-bit compute bfloat16", "bf16", "bfloat16"),
+])
+def test_the_phi2_recipe_on_a_t4_and_an_h200(monkeypatch, machine, line, autocast, compute):
+    monkeypatch.setattr(train_script, "this_machine", lambda device: machine)
+    _, model, training = train_script.parse(["--config", "phi2-qlora", "--data_file", "x.csv", "--output_dir", "/tmp/x"])
+    settled = train_script.settle_precision(model, training)
+    assert settled["line"] == line
+    assert (settled["autocast"], settled["compute_dtype"], model.dtype) == (autocast, compute, compute)
+    assert (training.bf16, training.fp16) == (autocast == "bf16", autocast == "fp16")
+
+
+def test_bf16_on_a_t4_stops_train_with_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(train_script, "this_machine", lambda device: T4)
+    code = train_script.main(["--config", "phi2-qlora", "--data_file", "x.csv", "--output_dir", str(tmp_path / "run"),
+                              "--bf16", "true"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Tesla T4 (sm 7.5)" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_recipe_says_auto():
+    for recipe in (REPO / "train" / "configs").glob("*.yaml"):
+        config = yaml.safe_load(recipe.read_text())
+        assert config["precision"] == "auto" and "bf16" not in config and "fp16" not in config, recipe.name
+
+
+# --- Phi-2's fp16 attention overflow, and the guard ---
+
+def overflowing_phi():
+    """A tiny random Phi whose query.key products pass fp16's 65,504 (q and k in the hundreds, as mlc-llm#1870 saw)."""
+    from transformers import PhiConfig, PhiForCausalLM
+
+    torch.manual_seed(0)
+    model = PhiForCausalLM(PhiConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                     num_attention_heads=4, max_position_embeddings=128))
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(1000)
+            layer.self_attn.k_proj.weight.mul_(1000)
+    return model.eval()
+
+
+@pytest.mark.parametrize("how", ["half", "autocast"])
+def test_phi_in_fp16_overflows_without_the_guard_and_matches_fp32_with_it(how):
+    model = overflowing_phi()
+    ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :5] = 0  # left padding, as the scorer batches
+    with torch.no_grad():
+        reference = model(ids, attention_mask=mask).logits
+        q = model.model.layers[0].self_attn.q_proj(model.model.layers[0].input_layernorm(model.model.embed_tokens(ids)))
+        assert q.abs().max() > 100  # the regime the issue reports
+
+        def fp16_logits(attention: str):
+            model.set_attn_implementation(attention)
+            if how == "half":
+                return model.half()(ids, attention_mask=mask).logits.float()
+            with torch.autocast("cpu", dtype=torch.float16):  # training's fp16 autocast, fp32 weights
+                return model(ids, attention_mask=mask).logits.float()
+
+        unguarded = fp16_logits("eager")  # transformers' Phi code: q.k in fp16, only the softmax upcast
+        model.float()
+        guarded = fp16_logits(precision.fp16_safe_attention())
+    assert not torch.isfinite(unguarded).all()
+    assert torch.isfinite(guarded).all()
+    valid = mask.bool()  # padded positions attend to nothing and are never read
+    torch.testing.assert_close(guarded[valid], reference[valid], atol=5e-3, rtol=1e-2)
+
+
+def test_serving_in_fp16_uses_the_guard(tiny_phi):
+    from finsent.space.classifier import load_classifier
+
+    classifier = load_classifier(str(tiny_phi), dtype="float16", device="cpu", load_in_4bit="false")
+    assert classifier.model.config._attn_implementation == precision.FP16_SAFE_ATTENTION
+    assert load_classifier(str(tiny_phi), dtype="float32", device="cpu",
+                           load_in_4bit="false").model.config._attn_implementation != precision.FP16_SAFE_ATTENTION
+
+
+@pytest.mark.parametrize(("recorded", "machine", "expected"), [
+    ("bfloat16", T4, "float32"), ("bfloat16", H200, "bfloat16"), ("float32", H200, "float32"),
+    (None, T4, "float32"), (None, H200, "bfloat16"), ("bfloat16", OLD_CPU, "float32"),
+])
+def test_a_4bit_run_serves_as_trained_unless_bf16_would_be_emulated(recorded, machine, expected):
+    assert precision.compute_dtype(recorded, machine) == expected

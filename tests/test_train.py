@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -16,6 +17,7 @@ from transformers import TrainerCallback
 
 from conftest import REPO, SAMPLE_HEADLINES, tiny_args
 from finsent.space.classifier import LABELS
+from finsent.space.precision import this_machine
 from finsent.train import train as train_script
 from finsent.train.modeling import find_lora_targets
 
@@ -56,7 +58,7 @@ def test_find_lora_targets_on_phi_never_the_head(tiny_phi):
     assert targets.module_names == ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"]
 
 
-def test_main_writes_a_loadable_adapter_and_tensorboard_logs(tiny_phi, tmp_path):
+def test_main_writes_a_loadable_adapter_and_tensorboard_logs(tiny_phi, tmp_path, caplog):
     from peft import PeftModel
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from transformers import AutoModelForCausalLM
@@ -64,7 +66,10 @@ def test_main_writes_a_loadable_adapter_and_tensorboard_logs(tiny_phi, tmp_path)
     out = tmp_path / "trained-model"
     # one whole epoch, so the per-epoch eval runs: 3 labels x 8 rows / batch 4 = 6 steps
     one_epoch = ["--train_size", "8", "--max_steps", "-1", "--num_train_epochs", "1", "--eval_strategy", "epoch"]
-    assert train_script.main(tiny_args(tiny_phi, out, *one_epoch)) == 0
+    with caplog.at_level(logging.INFO, logger="finsent.train"):
+        assert train_script.main(tiny_args(tiny_phi, out, *one_epoch)) == 0
+    machine = this_machine("cpu")  # the log's first line says what training computes in, and why
+    assert caplog.records[0].getMessage().startswith(f"precision: {machine.reason}; ")
 
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json",
                  train_script.RESOLVED_CONFIG, "split/summary.json", "split/train.csv", "split/test.csv"):
@@ -121,12 +126,18 @@ def test_an_interrupted_run_keeps_its_settings(tiny_phi, tmp_path):
     assert config["training"]["optim"] == "adamw_torch"  # the CPU stand-in the code chose, as it ran
 
 
-def test_the_adapter_records_how_its_base_was_quantized(trained):
+def test_the_adapter_records_how_its_base_was_quantized_and_what_training_computed_in(trained):
+    machine = this_machine("cpu")  # the recipe's `precision: auto` and `--dtype auto`, decided for this CPU
     info = json.loads((trained / "finsent.json").read_text())
     assert info["base_quantization"] == {
         "load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
-        "bnb_4bit_compute_dtype": "bfloat16", "bnb_4bit_quant_storage": "uint8",
+        "bnb_4bit_compute_dtype": machine.compute_dtype, "bnb_4bit_quant_storage": "uint8",
     }
+    ran = {"autocast": machine.autocast, "compute_dtype": machine.compute_dtype, "hardware": machine.reason}
+    assert info["training_precision"] == ran
+    config = yaml.safe_load((trained / "training_config.yaml").read_text())
+    assert config["precision"] == {**ran, "attention": None}
+    assert (config["training"]["bf16"], config["training"]["fp16"]) == (machine.autocast == "bf16", False)
 
 
 class StepCounter(TrainerCallback):

@@ -2,6 +2,7 @@
 
     python train/bench_phi2.py                           # this CPU: 3 optimizer steps, then scoring (~15 min)
     python train/bench_phi2.py --steps 30 --app          # a GPU machine, no Hub needed: + the app (< 8 min, H100)
+    python train/bench_phi2.py --steps 30 --precision bf16 fp16   # a T4's policy forced on an Ampere+ GPU, beside bf16
 
 Phi-2's published configuration (PHI2 below) with random weights (seeded), saved once in bf16
 under --model_dir; any tokenizer whose ids fit Phi-2's 51,200 rows will do, by default the
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -46,6 +48,11 @@ PHI2 = {
 }
 
 
+# --precision: the flags each policy adds to the recipe
+POLICIES = {"auto": [], "bf16": ["--precision", "bf16", "--dtype", "bfloat16"],
+            "fp16": ["--precision", "fp16", "--dtype", "float32"]}
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cache = Path(os.environ.get("FINSENT_CACHE", Path.home() / ".cache" / "finsent"))
@@ -54,6 +61,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", help="a tokenizer folder (default: the embedded SmolLM2's)")
     parser.add_argument("--steps", type=int, help="optimizer steps (default: 30 on a GPU, 3 on a CPU)")
     parser.add_argument("--headlines", type=int, default=64, help="headlines scored by the classifier")
+    parser.add_argument("--precision", nargs="+", choices=sorted(POLICIES), default=["auto"],
+                        help="train once per policy, in this order: `auto` (the recipe's), `bf16`, or `fp16` (what a "
+                        "T4, V100 or P100 gets: fp16 autocast, float32 4-bit compute, attention in float32), forced "
+                        "on any GPU; scoring and the app use the first policy's adapter")
     parser.add_argument("--app", action="store_true", help="also serve the app and time /classify (needs gradio)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--build_only", action="store_true", help=argparse.SUPPRESS)  # the child that builds
@@ -130,7 +141,7 @@ def gpu_peak_gib(reset: bool = False) -> float | None:
     return round(peak, 2)
 
 
-def train_phase(model_dir: Path, out: Path, steps: int, on_cpu: bool) -> tuple[dict, object]:
+def train_phase(model_dir: Path, out: Path, steps: int, on_cpu: bool, policy: str = "auto") -> tuple[dict, object]:
     from finsent.train import train as train_script
     from finsent.train.bench_throughput import StepTimer
 
@@ -139,6 +150,7 @@ def train_phase(model_dir: Path, out: Path, steps: int, on_cpu: bool) -> tuple[d
         "--train_size", "30", "--test_size", "20", "--eval_size", "0", "--eval_strategy", "no",
         "--save_strategy", "no", "--max_steps", str(steps), "--logging_steps", "1", "--report_to", "none",
         "--output_dir", str(out), "--disable_tqdm", "true", *(["--use_cpu", "true"] if on_cpu else []),
+        *POLICIES[policy],
     ]
     timer = StepTimer()
     begin = time.perf_counter()
@@ -151,6 +163,8 @@ def train_phase(model_dir: Path, out: Path, steps: int, on_cpu: bool) -> tuple[d
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     result = {
         "command": "train.py " + " ".join(argv),
+        "precision": trainer.args.autocast(),
+        "loss_finite": all(math.isfinite(e["loss"]) for e in trainer.state.log_history if "loss" in e),
         "optimizer": str(args.optim.value),
         "steps": steps,
         "global_batch": batch,
@@ -229,12 +243,15 @@ def main(argv: list[str] | None = None) -> int:
                "model": {**PHI2, **model_sizes(model_dir)}}
     with tempfile.TemporaryDirectory() as tmp:
         adapter = Path(tmp) / "phi2-random-qlora"
-        results["train"], trainer = train_phase(model_dir, adapter, args.steps or (30 if cuda else 3), not cuda)
-        del trainer
-        gc.collect()
-        if cuda:
-            torch.cuda.empty_cache()
-        print(json.dumps({"train": results["train"]}), flush=True)
+        for i, policy in enumerate(args.precision):  # the first policy's adapter is scored and served
+            key = "train" if i == 0 else f"train_{policy}"
+            results[key], trainer = train_phase(model_dir, adapter if i == 0 else Path(tmp) / policy,
+                                                args.steps or (30 if cuda else 3), not cuda, policy)
+            del trainer
+            gc.collect()
+            if cuda:
+                torch.cuda.empty_cache()
+            print(json.dumps({key: results[key]}), flush=True)
         results["score"] = score_phase(model_dir, adapter, args.headlines)
         print(json.dumps({"score": results["score"]}), flush=True)
         gc.collect()
@@ -270,6 +287,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{a['concurrent_plain_http']['p50_ms']} / {a['concurrent_plain_http']['p95_ms']}")]
     for name, value in rows:
         print(f"| {name} | {value} |")
+    if len(args.precision) > 1:
+        print("\n| precision | s/step (median) | loss first -> last, all finite | peak GPU memory, training |")
+        print("| --- | ---: | --- | ---: |")
+        for key in ("train", *(f"train_{policy}" for policy in args.precision[1:])):
+            r = results[key]
+            print(f"| {r['precision']} ({' '.join(POLICIES[args.precision[0] if key == 'train' else key[6:]])}) | "
+                  f"{r['s_per_step_median']} | {r['losses'][0]} -> {r['losses'][-1]}, {r['loss_finite']} | "
+                  f"{r['peak_gpu_gib'] or '-'} GiB |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -27,7 +27,7 @@ from finsent.train import train as train_script
 from finsent.train.modeling import compact_lm_head_on_cpu
 
 # name -> flags on top of `--config cpu-embedded`. As shipped the recipe runs fp32 weights under
-# bf16 autocast, LoRA dropout 0, batches grouped by length, no activation checkpointing, every
+# the autocast its `precision: auto` picks (bf16 on a CPU with AVX-512 BF16 or AMX, else none), LoRA dropout 0, batches grouped by length, no activation checkpointing, every
 # thread, and TRL's LM head scoring only the completion positions (compact_lm_head_on_cpu).
 NOT_COMPACT = "every position scored"
 DEFAULTS = ["--bf16", "false", "--lora_dropout", "0.05", "--train_sampling_strategy", "random"]
@@ -37,7 +37,7 @@ VARIANTS = {
     f"fp32, LoRA dropout 0.05, random batches, {NOT_COMPACT} (TRL as is)": DEFAULTS,
     "+ LM head on completion positions only": DEFAULTS,
     "+ LoRA dropout 0": ["--bf16", "false", "--train_sampling_strategy", "random"],
-    "+ bf16 autocast": ["--train_sampling_strategy", "random"],
+    "+ the recipe's autocast (bf16 where native)": ["--train_sampling_strategy", "random"],
     "+ group_by_length = the recipe": [],
     # one factor changed on the recipe
     "recipe + activation checkpointing": ["--activation_checkpointing", "true"],

@@ -10,6 +10,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import ModelConfig, get_peft_config, get_quantization_config
 
 from finsent.space.embedded import resolve_model_path
+from finsent.space.precision import Precision
+from finsent.train.data import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,42 @@ UNPAGED = {
     "paged_lion_32bit": "lion_32bit",
     "paged_lion_8bit": "lion_8bit",
 }
+
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def autocast_flags(precision: str, bf16: bool | None, fp16: bool, machine: Precision) -> dict[str, bool]:
+    """{"bf16": ..., "fp16": ...} for the Trainer: `precision` auto takes `machine`'s native choice; flags win.
+
+    `bf16` is None unless --bf16 was given (TRL's default is None, read as "not asked"). bf16 asked of
+    hardware that only emulates it is a UsageError naming the hardware and the fix.
+    """
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if bf16 is not None or fp16:
+        if precision != "auto":
+            raise UsageError(f"--precision {precision} with --bf16/--fp16: give one of them (--precision auto lets "
+                             "the flags decide)")
+        chosen = "bf16" if bf16 else "fp16" if fp16 else "fp32"
+        asked = "--bf16 true"
+    else:
+        chosen = machine.autocast if precision == "auto" else precision
+        asked = f"--precision {precision}"
+    if chosen == "bf16" and not machine.native_bf16:
+        raise UsageError(f"{asked}: {machine.reason} (bf16 would run emulated, slowly); drop it: --precision auto "
+                         f"trains in {machine.autocast} here")
+    return {"bf16": chosen == "bf16", "fp16": chosen == "fp16"}
+
+
+def quantized_compute_dtype(dtype: str | None, machine: Precision) -> str:
+    """The 4-bit compute dtype (TRL passes the model's `dtype` to bitsandbytes): `auto` is `machine`'s."""
+    if dtype in (None, "auto"):
+        return machine.compute_dtype
+    if dtype == "bfloat16" and not machine.native_bf16:
+        raise UsageError(f"--dtype bfloat16: {machine.reason}, so 4-bit compute in bf16 would run emulated; "
+                         f"pass --dtype auto ({machine.compute_dtype} here)")
+    return dtype
 
 
 def optimizer_for(optim: str, on_cpu: bool) -> str:

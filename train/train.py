@@ -27,6 +27,7 @@ from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 from finsent.space.adapter_info import INFO_FILE, make_info, write_info
 from finsent.space.classifier import quantization_settings
 from finsent.space.embedded import resolve_model_path
+from finsent.space.precision import fp16_safe_attention, this_machine
 from finsent.train.data import (
     SplitSizes,
     UsageError,
@@ -37,7 +38,9 @@ from finsent.train.data import (
     write_split,
 )
 from finsent.train.modeling import (
+    PRECISIONS,
     PlacementError,
+    autocast_flags,
     base_device,
     compact_lm_head_on_cpu,
     find_lora_targets,
@@ -45,6 +48,7 @@ from finsent.train.modeling import (
     get_model,
     get_tokenizer,
     optimizer_for,
+    quantized_compute_dtype,
 )
 from finsent.train.sampling import BalancedSFTTrainer
 
@@ -102,8 +106,33 @@ class ScriptArguments:
             raise UsageError(f"--train_size {self.train_size!r}: give a number of rows per label, or `all`") from None
 
 
+@dataclasses.dataclass
+class TrainingConfig(SFTConfig):
+    """TRL's SFTConfig, its bf16/fp16 chosen by `precision` from this machine's hardware (space/precision.py)."""
+
+    precision: str = dataclasses.field(
+        default="auto", metadata={"help": "Mixed precision: `auto` (bf16 where the hardware computes it natively: CUDA "
+                                  "sm >= 8.0, CPUs with AVX-512 BF16 or AMX; else fp16 on a GPU, fp32 on a CPU), "
+                                  f"or one of {', '.join(PRECISIONS[1:])}. --bf16 / --fp16 also choose."},
+    )
+
+    def __post_init__(self):
+        import torch
+
+        on_gpu = torch.cuda.is_available() and not self.use_cpu
+        self.machine = this_machine("cuda" if on_gpu else "cpu")
+        flags = autocast_flags(self.precision, self.bf16, self.fp16, self.machine)
+        if self.bf16 is None and flags["bf16"] and not on_gpu:
+            self.use_cpu = True  # no GPU to train on: say so, or transformers takes bf16 for a GPU's
+        self.bf16, self.fp16 = flags["bf16"], flags["fp16"]
+        super().__post_init__()
+
+    def autocast(self) -> str:
+        return "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
+
+
 def make_parser() -> TrlParser:
-    return TrlParser((ScriptArguments, ModelConfig, SFTConfig))
+    return TrlParser((ScriptArguments, ModelConfig, TrainingConfig))
 
 
 def resolve_recipe(argv: list[str]) -> list[str]:
@@ -187,8 +216,31 @@ def place(script_args, model_args, training_args) -> str | int | None:
     return device
 
 
-def save_resolved_config(path: Path, script_args, model_args, training_args) -> None:
+def settle_precision(model_args: ModelConfig, training_args: TrainingConfig) -> dict:
+    """The 4-bit compute dtype and fp16's attention guard, from the machine the config decided on; what will run.
+
+    e.g. {"autocast": "fp16", "compute_dtype": "float32", "attention": "sdpa_fp32_scores",
+          "line": "Tesla T4 (sm 7.5): no native bf16; fp16 autocast, 4-bit compute float32, attention in float32"}
+    """
+    machine = training_args.machine
+    quantized = bool(model_args.load_in_4bit)
+    if quantized:
+        model_args.dtype = quantized_compute_dtype(model_args.dtype, machine)
+    if training_args.fp16 and not model_args.attn_implementation:  # Phi-2's q.k overflows fp16 (space/precision.py)
+        model_args.attn_implementation = fp16_safe_attention()
+    parts = [f"{training_args.autocast()} autocast" if training_args.autocast() != "fp32" else "fp32, no autocast"]
+    if quantized:
+        parts.append(f"4-bit compute {model_args.dtype}")
+    if model_args.attn_implementation == fp16_safe_attention():
+        parts.append("attention in float32")
+    return {"autocast": training_args.autocast(), "compute_dtype": model_args.dtype if quantized else None,
+            "attention": model_args.attn_implementation, "hardware": machine.reason,
+            "line": f"{machine.reason}; {', '.join(parts)}"}
+
+
+def save_resolved_config(path: Path, script_args, model_args, training_args, precision: dict) -> None:
     config = {
+        "precision": {key: value for key, value in precision.items() if key != "line"},
         "script": dataclasses.asdict(script_args),
         "model": dataclasses.asdict(model_args),
         "training": training_args.to_dict(),  # masks *_token fields
@@ -223,20 +275,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def parse(argv: list[str]) -> tuple[ScriptArguments, ModelConfig, SFTConfig]:
+def parse(argv: list[str]) -> tuple[ScriptArguments, ModelConfig, TrainingConfig]:
     """The recipe, then the flags; an invalid combination is a UsageError, not a traceback."""
     argv = resolve_recipe(argv)
     try:
         return make_parser().parse_args_and_config(argv)
+    except UsageError:
+        raise
     except ValueError as err:  # raised by the config dataclasses' checks, e.g. bf16 without a GPU
         hint = " (on a CPU: --use_cpu true --bf16 false, or --config cpu-embedded)" if "bf16" in str(err) else ""
         raise UsageError(f"invalid configuration: {err}{hint}") from None
 
 
 def train(
-    script_args: ScriptArguments, model_args: ModelConfig, training_args: SFTConfig, callbacks=None
+    script_args: ScriptArguments, model_args: ModelConfig, training_args: TrainingConfig, callbacks=None
 ) -> SFTTrainer:
     """Read and split the data, load the model, fine-tune, save; returns the trainer (tests, benchmarks)."""
+    precision = settle_precision(model_args, training_args)
+    logger.info("precision: %s", precision["line"])
     logger.info("config: %s", {"script": script_args, "model": model_args})
     logger.info("process %d of %d", training_args.process_index, training_args.world_size)
     if not script_args.temperature > 0:
@@ -283,10 +339,11 @@ def train(
         counts = dict.fromkeys(counts, min(counts.values()))
     info = make_info(base, resolve_model_path(base), counts, model_args.model_revision,
                      quantization_settings(getattr(model.config, "quantization_config", None)),
-                     temperature=script_args.temperature)
+                     temperature=script_args.temperature,
+                     precision={key: precision[key] for key in ("autocast", "compute_dtype", "hardware")})
     if training_args.process_index == 0:  # the settings first, so an interrupted run keeps them
         write_split(splits, summary, output_dir)
-        save_resolved_config(output_dir / RESOLVED_CONFIG, script_args, model_args, training_args)
+        save_resolved_config(output_dir / RESOLVED_CONFIG, script_args, model_args, training_args, precision)
     compact_lm_head_on_cpu()
     balanced = {"train_labels": splits["train"]["sentiment"].tolist()} if script_args.balance_classes else {}
     trainer = (BalancedSFTTrainer if balanced else SFTTrainer)(
