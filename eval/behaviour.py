@@ -344,11 +344,12 @@ def record(folder: Path, args: argparse.Namespace) -> dict:
 
 
 def _report(results: dict, folder: Path) -> str:
-    """The report as evaluate renders it, from results and the PNG figures beside them (no quoted test texts)."""
+    """The report as evaluate renders it, from results and the figures beside them (no quoted test texts)."""
     from finsent.eval import report
 
-    pngs = [stem.with_suffix(".png") for stem in report.evaluation_figures(results, folder)]
-    return report.render_report(results, [p for p in pngs if p.is_file()], folder)
+    stems = report.evaluation_figures(results, folder)
+    figures = [stem.with_name(stem.name + suffix) for suffix in (".html", ".png") for stem in stems]
+    return report.render_report(results, [path for path in figures if path.is_file()], folder)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ Other views of the same adapter, e.g.:
     python eval/evaluate.py --adapter A --label_mix ../shared/data/financial_phrasebank/all-data.csv --output_dir A/natural-mix
     # another file, without the texts the adapter trained on, skipping malformed lines
     python eval/evaluate.py --adapter A --data_file Sentences_AllAgree.txt --exclude_training_texts --skip_malformed --output_dir A/allagree
+    # and the behavioural suite (eval/behaviour.py) on every model: a `behaviour` section in the results
+    python eval/evaluate.py --adapter A --behaviour
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsent.eval import report, uncertainty
-from finsent.eval.baseline import tfidf_baseline
+from finsent.eval import behaviour, report, uncertainty
+from finsent.eval.baseline import fit_tfidf, tfidf_baseline
 from finsent.eval.generate import generate_labels
 from finsent.eval.metrics import compute_metrics
 from finsent.space.adapter_info import AdapterMismatch, read_info, weights_sha256
@@ -88,6 +90,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow_other_base", action="store_true",
                         help="load the adapter on a base whose weights differ from those it was trained on")
     parser.add_argument("--max_rows", type=int, help="evaluate only the first N rows (a quick look)")
+    parser.add_argument("--behaviour", action="store_true",
+                        help="also run the behavioural suite (eval/behaviour.py: templated headlines about fictional "
+                        "companies) on every model evaluated; failure rates per capability in the results, report "
+                        "and card")
+    parser.add_argument("--behaviour_cases", type=int, default=behaviour.CASES, metavar="N",
+                        help=f"with --behaviour: cases per capability (default {behaviour.CASES})")
+    parser.add_argument("--behaviour_seed", type=int, default=behaviour.SEED,
+                        help=f"with --behaviour: the suite's seed (default {behaviour.SEED})")
     return parser
 
 
@@ -121,6 +131,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     output_dir = Path(args.output_dir) if args.output_dir else adapter_dir
     if output_dir is None:
         raise UsageError("no --output_dir: needed when the adapter is a Hub id or there is none")
+    if args.behaviour and args.behaviour_cases < 1:
+        raise UsageError(f"--behaviour_cases {args.behaviour_cases}: give at least 1 case per capability")
+    suite = behaviour.draw_suite(args.behaviour_cases, args.behaviour_seed) if args.behaviour else None
 
     # The run's own split: from its CSVs, or drawn again from its recorded source (a shipped adapter).
     needs_split = adapter_dir is not None and (not args.data_file or args.exclude_training_texts
@@ -159,13 +172,13 @@ def evaluate(args: argparse.Namespace) -> dict:
     runs, predictions, probabilities = {}, {}, {}
     if not args.adapter or not args.skip_base:
         runs["base"], predictions["base"], probabilities["base"] = predict_run(
-            args, base_model, None, texts, truth, prior, mix, quantization)
+            args, base_model, None, texts, truth, prior, mix, quantization, suite)
     if args.adapter:
         runs["fine_tuned"], predictions["fine_tuned"], probabilities["fine_tuned"] = predict_run(
-            args, base_model, args.adapter, texts, truth, prior, mix, quantization)
+            args, base_model, args.adapter, texts, truth, prior, mix, quantization, suite)
     train_rows, train_source = baseline_training_rows(args, data_file, splits)
     if train_rows is not None:
-        runs["baseline"], predictions["baseline"] = baseline_run(train_rows, train_source, table, mix)
+        runs["baseline"], predictions["baseline"] = baseline_run(train_rows, train_source, table, mix, suite)
     comparisons = {f"fine_tuned vs {other}": uncertainty.compare(truth, predictions["fine_tuned"], predictions[other])
                    for other in ("base", "baseline") if "fine_tuned" in predictions and other in predictions}
     if other_run:
@@ -194,6 +207,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         "runs": runs,
         "comparisons": comparisons,  # paired, on the same rows: McNemar's exact test and a bootstrap interval
     }
+    if suite:  # the suite; each run's results are its `behaviour`
+        results["behaviour"] = behaviour.suite_info(suite, args.behaviour_cases, args.behaviour_seed)
     output_dir.mkdir(parents=True, exist_ok=True)
     figures = report.write_figures(results, output_dir)
     report.write_text_atomic(output_dir / report.RESULTS_FILE, json.dumps(results, indent=2) + "\n")
@@ -267,9 +282,11 @@ def get_classifier(base_model: str, adapter: str | None, **settings):
 
 
 def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str],
-                prior="balanced", mix=None, quantization: dict | None = None) -> tuple[dict, list[str], object]:
+                prior="balanced", mix=None, quantization: dict | None = None,
+                suite: list | None = None) -> tuple[dict, list[str], object]:
     """Load, predict every text, and measure: (one run's entry in eval_results.json, its predicted labels,
-    its (N, 3) probabilities in score mode or None)."""
+    its (N, 3) probabilities in score mode or None). With `suite`, the entry's `behaviour` is the model's
+    results on it (eval/behaviour.py)."""
     classifier = get_classifier(base_model, adapter, load_in_4bit=quantization or "false", dtype=args.dtype,
                                 label_prior=prior, allow_other_base=args.allow_other_base)
     start = time.perf_counter()
@@ -281,6 +298,7 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         predictions = generate_labels(classifier.model, classifier.tokenizer, texts,
                                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, progress=True)
     seconds = time.perf_counter() - start
+    tested = {"behaviour": behaviour.run_suite(classifier, suite)} if suite else {}
     return {
         "description": f"`{base_model}`" + (f" + adapter `{adapter}`" if adapter else "")
                        + f", {classifier.precision}, {args.mode} mode",
@@ -296,6 +314,7 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         # row-resampling intervals hold for the rows as scored, not for a reweighted label mix
         "intervals": None if mix else uncertainty.intervals(truth, predictions),
         "calibration": uncertainty.calibration(truth, probs) if probs is not None else None,
+        **tested,
     }, predictions, probs
 
 
@@ -353,11 +372,13 @@ def baseline_training_rows(args, data_file: str, splits):
     return None, None
 
 
-def baseline_run(train, train_file: str, test, mix=None) -> tuple[dict, list[str]]:
-    """The TF-IDF baseline: (its entry in eval_results.json, its predicted labels)."""
+def baseline_run(train, train_file: str, test, mix=None, suite: list | None = None) -> tuple[dict, list[str]]:
+    """The TF-IDF baseline: (its entry in eval_results.json, its predicted labels); with `suite`, its results
+    on it too, as predict_run's."""
     start = time.perf_counter()
     predictions, info = tfidf_baseline(train, test)
     seconds = time.perf_counter() - start
+    tested = {"behaviour": behaviour.run_suite(fit_tfidf(train), suite)} if suite else {}
     truth = test["sentiment"].tolist()
     return {
         "description": f"{info['model']}, trained on `{train_file}` ({info['train_rows']} rows)",
@@ -368,6 +389,7 @@ def baseline_run(train, train_file: str, test, mix=None) -> tuple[dict, list[str
         "headlines_per_second": round(len(test) / max(seconds, 1e-9), 2),
         "metrics": compute_metrics(truth, predictions, mix),
         "intervals": None if mix else uncertainty.intervals(truth, predictions),
+        **tested,
     }, predictions
 
 

@@ -23,6 +23,7 @@ from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES, title_of
 from finsent.space import embedded
 from finsent.space.adapter_info import INFO_FILE, read_info
 from finsent.space.classifier import LABELS, PROMPT_TEMPLATE, PROMPTS, prior_shift
+from finsent.space.figures import behaviour_table
 from finsent.train.data import UsageError
 from finsent.train.export_gguf import ADAPTER_FILE, merged_file
 
@@ -208,6 +209,7 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         comparisons=[{"other": title_of(name.split(" vs ", 1)[1]), **c}
                      for name, c in (results.get("comparisons") or {}).items()],
         calibration=shown.get("calibration"),
+        behaviour=behaviour_table(results, RUN_TITLES),  # None unless evaluated with --behaviour
         summary_rows=[("Accuracy", "accuracy"), ("Macro F1", "macro_f1")]
         + [(f"Accuracy, {label}", f"accuracy_{label}") for label in LABELS]
         + [(f"F1, {label}", f"f1_{label}") for label in LABELS],

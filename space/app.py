@@ -266,6 +266,11 @@ class Service:
         spread = f" (95 % interval {interval[0]:.1%}–{interval[1]:.1%})" if interval else ""
         lines += ["", f"**Test accuracy:** {metrics['accuracy']:.1%}{spread} on {results['rows']} headlines "
                       f"(macro F1 {metrics['macro']['f1']:.3f})" + _before(results) + "."]
+        table = figures.behaviour_table(results, {"base": "Base model alone", "fine_tuned": "This model"})
+        if table:
+            lines += ["", "**Behavioural tests:** how often it fails cases a finance reader would not forgive "
+                      "(a narrowed loss read as bad news, say), or changes its answer when only the company, the "
+                      "currency, a number or the word order changes.", "", table]
         return "\n".join(lines), figures.confusion_heatmap(metrics, "Confusion matrix on the test split")
 
     @cached_property  # read once per service (one adapter), not once per page view

@@ -133,7 +133,8 @@ def behaviour_table(results: dict, titles: dict[str, str]) -> str | None:
         cells = [_rate(behaviour[name]) if name in behaviour else "" for _, behaviour in runs]
         lines.append(f"| {first['title']} | {first['kind']} | {first['cases']} | " + " | ".join(cells) + " |")
     lines += ["", f"Share of failed cases, % [{suite['level'] * 100:.0f} % {suite['interval']} interval], on "
-              f"{suite['cases']} templated headlines about fictional companies (seed {suite['seed']}). A failure: "
+              f"{suite['cases']} cases of templated headlines about fictional companies (seed {suite['seed']}). "
+              "A failure: "
               + "; ".join(f"{kind}, {what}" for kind, what in suite["failures"].items()) + "."]
     return "\n".join(lines)
 

@@ -7,10 +7,11 @@ adapter weights cast to bf16 (half the bytes; the evaluation below scores these
 very weights), finsent.json, training_config.yaml and split/summary.json. It
 copies nothing that holds the data set's text (no split CSVs) and no tokenizer
 (the base's serves). Then it evaluates the folder as it now is, like
-`eval/evaluate.py --adapter FOLDER` (the test split drawn again from the source
-the run recorded, checked by its sha256), and renders the model card as
-`train/push.py` does. All of it is written beside the target and renamed into
-place, so a failure leaves the target as it was.
+`eval/evaluate.py --adapter FOLDER --behaviour` (the test split drawn again from
+the source the run recorded, checked by its sha256; the behavioural suite of
+eval/behaviour.py), and renders the model card as `train/push.py` does. All of
+it is written beside the target and renamed into place, so a failure leaves the
+target as it was.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ def export(args: argparse.Namespace) -> Path:
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run / name, tmp / name)
         cast_weights(run / WEIGHTS, tmp / WEIGHTS, args.dtype)
-        # no quoted test texts: this folder ships (the default adapter) and the data keeps its own licence
-        evaluate.evaluate(evaluate.make_parser().parse_args(["--adapter", str(tmp), "--error_examples", "0"]))
+        # no quoted test texts: this folder ships (the default adapter) and the data keeps its own licence; the
+        # behavioural suite's sentences are fictional, so its failing cases may be shown
+        evaluate.evaluate(evaluate.make_parser().parse_args(["--adapter", str(tmp), "--error_examples", "0",
+                                                             "--behaviour"]))
         # PNG figures only: the HTML ones need plotly.min.js beside them (4.6 MB), too much for a shipped folder
         for path in [*(tmp / "figures").glob("*.html"), tmp / "figures" / "plotly.min.js"]:
             path.unlink(missing_ok=True)
