@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import huggingface_hub
+import huggingface_hub.hf_api  # the local_hub fixture patches its module-level client
 import pytest
 from huggingface_hub import constants
 
