@@ -173,8 +173,8 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         if info.get("base_weights") == embedded.EMBEDDED_WEIGHTS else None
     # the snippet loads the base as the adapter trained on it; older adapters recorded nothing: 4-bit on CUDA
     quantization = info.get("base_quantization", "unrecorded")
-    quantization_args = ", ".join(f"{k}={v!r}" for k, v in quantization.items()) if isinstance(quantization, dict) \
-        else None
+    quantization_args = ", ".join(f"{k}={v!r}" for k, v in quantization.items() if k != "bnb_4bit_compute_dtype") \
+        if isinstance(quantization, dict) else None  # the compute dtype: chosen for the reader's GPU, in the snippet
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),

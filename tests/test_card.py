@@ -63,9 +63,8 @@ def test_the_card_shows_every_png_figure(evaluated):
 def test_usage_snippet_runs_and_agrees_with_the_scorer(evaluated):
     text = str(build_card(evaluated, str(evaluated)))  # repo_id = the local folder: no Hub needed here
     [snippet] = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    # the tiny run trained 4-bit: the snippet loads it so, on the CPU too (computed in fp32 here, as below)
+    # the tiny run trained 4-bit: the snippet loads it so, on the CPU too, where it computes in float32 (as below)
     assert "BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4'" in snippet
-    snippet = snippet.replace("bfloat16", "float32")
     namespace: dict = {}
     exec(compile(snippet.replace("print(classify", "result = (classify"), "card-snippet", "exec"), namespace)
     probs = namespace["result"]
@@ -93,9 +92,8 @@ def test_snippet_of_a_calibrated_adapter_trained_on_a_skewed_mix_scores_like_the
     assert "PRIOR_SHIFT = [" in text and "negative 10%, neutral 60%, positive 30%" in text
     assert "TEMPERATURE = 1.7" in text and "/ TEMPERATURE + torch.tensor(PRIOR_SHIFT)" in text
     [snippet] = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    # the tiny run trained 4-bit: the snippet loads it so, on the CPU too (computed in fp32 here, as below)
+    # the tiny run trained 4-bit: the snippet loads it so, on the CPU too, where it computes in float32 (as below)
     assert "BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4'" in snippet
-    snippet = snippet.replace("bfloat16", "float32")
     namespace: dict = {}
     exec(compile(snippet.replace("print(classify", "result = (classify"), "card-snippet", "exec"), namespace)
     headline = re.search(r'classify\("(.*)"\)\)?\s*$', snippet.strip()).group(1)
@@ -168,3 +166,23 @@ def test_the_embedded_ggufs_origin_is_named_in_embedded_py_only():
             source = path.read_text()
             for value in (embedded.GGUF_REPO, embedded.GGUF_FILE, embedded.GGUF_REVISION):
                 assert value not in source, f"{path.name} hard-codes {value}"
+
+
+@pytest.mark.parametrize(("capability", "expected"), [((7, 5), "float32"), ((8, 0), "bfloat16"), (None, "float32")])
+def test_the_snippet_computes_a_bf16_run_in_bf16_only_where_the_gpu_has_it(evaluated, tmp_path, monkeypatch,
+                                                                           capability, expected):
+    """A T4 or V100 reader gets float32 compute, not emulated bf16 (space/precision.py decides so for the app)."""
+    import torch
+
+    from finsent.space.adapter_info import read_info, write_info
+
+    run = shutil.copytree(evaluated, tmp_path / "bf16")  # as if trained where bf16 is native (an A100, or this CPU)
+    info = read_info(str(run))
+    write_info(run, {**info, "base_quantization": {**info["base_quantization"], "bnb_4bit_compute_dtype": "bfloat16"}})
+    [snippet] = re.findall(r"```python\n(.*?)```", str(build_card(run, str(run))), flags=re.S)
+    setup = snippet[snippet.index("cuda = torch.cuda.is_available()"):snippet.index("quantization = ")]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: capability is not None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    namespace: dict = {"torch": torch}
+    exec(setup, namespace)
+    assert namespace["compute"] == getattr(torch, expected)
