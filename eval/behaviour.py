@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from finsent.eval.behaviour_cases import CAPABILITIES, NUMBERS, PAIR, RATIOS, WORDS, Capability, Frame
+from finsent.eval import behaviour_cases
+from finsent.eval.behaviour_cases import CAPABILITIES, Capability, Frame
 from finsent.eval.uncertainty import LEVEL, wilson_interval
 from finsent.space.classifier import DEFAULT_ADAPTER, LABELS
 from finsent.train.data import UsageError, text_key
@@ -109,9 +110,11 @@ def fill(template: str, values: dict[str, str]) -> str:
     return re.sub(r"s's\b", "s'", template.format(**filled))
 
 
-def draw_values(names, rng: random.Random) -> dict[str, str]:
+def draw_values(names, rng: random.Random, lists=behaviour_cases) -> dict[str, str]:
     """A value for each slot named (lower-cased); slots drawn together (low/high, ratio/ratio_low/ratio_high) come
-    together. Names are drawn in sorted order, so a draw depends on the set of names only."""
+    together. Names are drawn in sorted order, so a draw depends on the set of names only. `lists` holds the
+    WORDS, NUMBERS, PAIR and RATIOS to draw from: the suite's own, or the training templates' (train/augment.py)."""
+    WORDS, NUMBERS, PAIR, RATIOS = lists.WORDS, lists.NUMBERS, lists.PAIR, lists.RATIOS
     values = {}
     for name in sorted({n.lower() for n in names}):
         if name in values:
@@ -134,7 +137,7 @@ def draw_values(names, rng: random.Random) -> dict[str, str]:
         elif name in WORDS:
             values[name] = rng.choice(WORDS[name])
         else:
-            raise KeyError(f"no values for the slot {{{name}}}: add it to behaviour_cases.WORDS or NUMBERS")
+            raise KeyError(f"no values for the slot {{{name}}}: add it to {lists.__name__}.WORDS or NUMBERS")
     return values
 
 

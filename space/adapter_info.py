@@ -8,12 +8,15 @@ correct for the label mix:
 
     {"prompt_version": 2, "labels": [...], "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
      "base_weights_sha256": "…", "base_quantization": {"load_in_4bit": true, ...} or null,
-     "train_label_counts": {"negative": 254, ...}, "temperature": 1.7}
+     "train_label_counts": {"negative": 254, ...}, "temperature": 1.7, "augment": null}
 
 `temperature` divides the label log-scores before any prior shift: a model trained on few
 rows is over-confident, and the Bayes shift to another label mix is only right on calibrated
 scores. train.py records the value its recipe gives (train/sweep.py fits it on
 cross-validated predictions); 1 (no change) when absent.
+
+`augment` says which templated rows (`--augment`, train/augment.py) joined the training rows, null
+for none; `train_label_counts` counts every row trained on, templated ones included.
 
 The digest covers each tensor's name, dtype, shape and bytes, so it names the
 weights, not the file layout. An adapter without the file predates it, so it
@@ -93,7 +96,8 @@ def _task_facts():
 
 
 def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int], revision: str | None = None,
-              quantization: dict | None = None, temperature: float = 1.0, precision: dict | None = None):
+              quantization: dict | None = None, temperature: float = 1.0, precision: dict | None = None,
+              augment: dict | None = None):
     labels, prompt_version = _task_facts()
     folder = local_weights(base_path, revision)
     embedded = base_model == EMBEDDED_MODEL_ID and base_path != base_model
@@ -108,6 +112,7 @@ def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int
         "train_label_counts": {label: int(train_label_counts.get(label, 0)) for label in labels},
         "temperature": float(temperature),  # label log-scores are divided by it (fitted by train/sweep.py)
         "training_precision": precision,  # what training computed in, and on what: {autocast, compute_dtype, hardware}
+        "augment": augment,  # the templated training rows (train/augment.py), null for none
     }
 
 

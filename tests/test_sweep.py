@@ -70,7 +70,7 @@ def test_a_sweep_trains_each_fold_scores_it_and_resumes(tiny_phi, tmp_path, caps
     }]))
     out = tmp_path / "sweep"
     argv = ["--data_file", str(SAMPLE_HEADLINES), "--trials", str(trials), "--out", str(out),
-            "--folds", "2", "--test_size", "10", "--workers", "2"]
+            "--folds", "2", "--test_size", "10", "--workers", "2", "--behaviour_cases", "2"]
     assert sweep.main([*argv, "--only_folds", "1"]) == 0  # a one-fold probe first
     assert [json.loads(x)["fold"] for x in (out / "results.jsonl").read_text().splitlines()] == [1]
     capsys.readouterr()
@@ -88,6 +88,7 @@ def test_a_sweep_trains_each_fold_scores_it_and_resumes(tiny_phi, tmp_path, caps
         assert line["train_label_counts"] == dict.fromkeys(LABELS, 20)  # cap min: 20 per label of the other fold
     [row] = json.loads((out / "summary.json").read_text())
     assert row["trial"] == "tiny" and row["rows"] == len(pool)
+    assert row["behaviour"]["folds"] == 2 and row["behaviour"]["cases"] == 2  # each fold's model met the suite
     capsys.readouterr()
     assert sweep.main(argv) == 0  # a rerun skips the jobs already done
     assert "; 0 jobs" in capsys.readouterr().out
@@ -107,6 +108,7 @@ def test_a_sweep_trains_each_fold_scores_it_and_resumes(tiny_phi, tmp_path, caps
         ("- name: a\n", ["--folds", "1"], "--folds 1: give 2 or more"),
         ("- name: a\n", ["--only_folds", "1", "4"], "--only_folds 4: folds are 0 to 3"),
         ("- name: a\n", ["--summary"], "no results.jsonl yet; run the sweep first"),
+        ("- name: a\n", ["--behaviour_cases", "-1"], "--behaviour_cases -1: give 0 (none) or more"),
     ],
 )
 def test_a_bad_trials_file_or_flag_is_one_line_and_runs_nothing(tmp_path, capsys, content, extra, message):

@@ -417,9 +417,14 @@ def _csv_bytes(df: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+def rows_sha256(df: pd.DataFrame) -> str:
+    """sha256 of rows as a split file holds them (`write_split`), without writing them."""
+    return hashlib.sha256(_csv_bytes(df)).hexdigest()
+
+
 def split_digests(splits: dict[str, pd.DataFrame]) -> dict[str, str]:
     """sha256 of each split file as `write_split` writes it, without writing it."""
-    return {f"{side}.csv": hashlib.sha256(_csv_bytes(splits[side])).hexdigest() for side in SPLITS}
+    return {f"{side}.csv": rows_sha256(splits[side]) for side in SPLITS}
 
 
 def write_split(splits: dict[str, pd.DataFrame], summary: dict, output_dir: str | Path) -> Path:

@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from transformers import TrainerCallback
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
@@ -28,7 +29,9 @@ from finsent.space.adapter_info import INFO_FILE, make_info, write_info
 from finsent.space.classifier import quantization_settings
 from finsent.space.embedded import resolve_model_path
 from finsent.space.precision import fp16_safe_attention, this_machine
+from finsent.train import augment
 from finsent.train.data import (
+    COLUMNS,
     SplitSizes,
     UsageError,
     read_labelled,
@@ -92,6 +95,12 @@ class ScriptArguments:
         default=False, metadata={"help": "Each process takes the recipe's batch (so N processes train on N times it). "
                                  "Default: the recipe's batch is the global batch, split over the processes."},
     )
+    augment: int = dataclasses.field(
+        default=0, metadata={"help": "Templated rows per capability added to the training split only, after it is "
+                             "drawn (train/augment.py: 6 capabilities the behaviour suite tests, so 6 x N rows; "
+                             "refused if any is a behaviour test case). 0: none."},
+    )
+    augment_seed: int = dataclasses.field(default=0, metadata={"help": "Seed of the --augment rows."})
     resume: bool = dataclasses.field(
         default=False, metadata={"help": "Continue from the last checkpoint in --output_dir after an interruption."}
     )
@@ -160,13 +169,14 @@ def check_output_dir(output_dir: Path, resume: bool) -> None:
         )
 
 
-def check_same_split(output_dir: Path, splits) -> None:
-    """A resumed run must train on the split it started with."""
+def check_same_split(output_dir: Path, splits, augmented: dict | None) -> None:
+    """A resumed run must train on the split, and the templated rows, it started with."""
     summary = output_dir / "split" / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("sha256") != split_digests(splits):
+    recorded = json.loads(summary.read_text()) if summary.is_file() else None
+    if recorded and (recorded.get("sha256"), recorded.get("augment")) != (split_digests(splits), augmented):
         raise UsageError(
             f"--resume: the data or split flags differ from those of the run in {output_dir} "
-            f"(see {summary}); pass the same --data_file and sizes, or start a new --output_dir"
+            f"(see {summary}); pass the same --data_file, sizes and --augment, or start a new --output_dir"
         )
 
 
@@ -311,10 +321,13 @@ def train(
     summary["source"] = script_args.data_file
     if not len(splits["eval"]) and training_args.eval_strategy != "no":
         raise UsageError("--eval_size 0 leaves no eval set: also pass --eval_strategy no")
+    # Templated rows join the training rows only, after the split: test, eval and the split's sha256 stay the data's.
+    templated, summary["augment"] = augment.for_training(script_args.augment, script_args.augment_seed, splits)
+    train_rows = pd.concat([splits["train"], templated[list(COLUMNS)]], ignore_index=True)
     if script_args.resume:
-        check_same_split(output_dir, splits)
+        check_same_split(output_dir, splits, summary["augment"])
     device = place(script_args, model_args, training_args)
-    train_dataset = to_prompt_completion(splits["train"])
+    train_dataset = to_prompt_completion(train_rows)
     eval_dataset = to_prompt_completion(splits["eval"]) if len(splits["eval"]) else None
 
     # Model: loaded before anything is written, so a wrong id leaves no output behind.
@@ -334,18 +347,19 @@ def train(
 
     # What the adapter will be checked against when loaded: prompt version, base weights, label mix.
     base = model_args.model_name_or_path
-    counts = summary["counts"]["train"]
+    counts = train_rows["sentiment"].value_counts().to_dict()  # every row trained on, templated ones too
     if script_args.balance_classes:  # the label mix the model sees: every epoch balanced
         counts = dict.fromkeys(counts, min(counts.values()))
     info = make_info(base, resolve_model_path(base), counts, model_args.model_revision,
                      quantization_settings(getattr(model.config, "quantization_config", None)),
                      temperature=script_args.temperature,
-                     precision={key: precision[key] for key in ("autocast", "compute_dtype", "hardware")})
+                     precision={key: precision[key] for key in ("autocast", "compute_dtype", "hardware")},
+                     augment=summary["augment"])
     if training_args.process_index == 0:  # the settings first, so an interrupted run keeps them
         write_split(splits, summary, output_dir)
         save_resolved_config(output_dir / RESOLVED_CONFIG, script_args, model_args, training_args, precision)
     compact_lm_head_on_cpu()
-    balanced = {"train_labels": splits["train"]["sentiment"].tolist()} if script_args.balance_classes else {}
+    balanced = {"train_labels": train_rows["sentiment"].tolist()} if script_args.balance_classes else {}
     trainer = (BalancedSFTTrainer if balanced else SFTTrainer)(
         **balanced,
         model=model,
