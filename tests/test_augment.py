@@ -184,3 +184,13 @@ def test_behaviour_rates_decide_as_the_balanced_accuracy_does():
     # trained on 1:8:1, at T 2 then equal priors: positive sqrt(0.15) / 0.1 = 3.87 against neutral sqrt(0.8) / 0.8
     # = 1.12 and negative sqrt(0.05) / 0.1 = 2.24: every sentence is positive
     assert shifted["mft_failure_rate"] == sum(c.label != "positive" for c in mft) / len(mft)
+
+
+def test_a_resumed_run_must_keep_its_templated_rows(tiny_phi, tmp_path, capsys):
+    out = tmp_path / "run"
+    checkpoints = ["--save_strategy", "steps", "--save_steps", "1", "--max_steps", "1"]
+    assert train_script.main(tiny_args(tiny_phi, out, "--augment", "2", *checkpoints)) == 0
+    resumed = [*checkpoints[:-1], "2", "--resume"]
+    assert train_script.main(tiny_args(tiny_phi, out, "--augment", "3", *resumed)) == 2
+    assert "pass the same --data_file, sizes and --augment" in capsys.readouterr().err
+    assert train_script.main(tiny_args(tiny_phi, out, "--augment", "2", *resumed)) == 0

@@ -36,13 +36,14 @@ def test_every_recipe_parses(recipe):
 
 
 @pytest.mark.parametrize("script, flags", [
-    ("train/train.py", ["--data_file", "--lora_r", "--load_in_4bit", "--resume", "--max_length"]),
+    ("train/train.py", ["--data_file", "--lora_r", "--load_in_4bit", "--resume", "--max_length", "--augment"]),
     ("train/bench_throughput.py", ["--data_file", "--steps"]),
     ("eval/bench_scoring.py", ["--adapter", "--skip_pipeline"]),
     ("eval/bench_app.py", ["--adapter", "--json"]),
     ("train/export.py", ["--repo-id", "--dtype"]),
     ("eval/validate.py", ["--json"]),
     ("eval/bench_default.py", ["--adapter", "--rounds"]),
+    ("train/sweep.py", ["--trials", "--only_folds", "--behaviour_cases"]),
 ])
 def test_help_runs(script, flags):
     out = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True)
