@@ -203,6 +203,7 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         split=split,
         labels=list(LABELS),
         hyperparameters=hyperparameters(run),
+        augment=info.get("augment"),
         runs=runs,
         interval=_summary_intervals(shown.get("intervals")),
         interval_method=shown.get("intervals"),

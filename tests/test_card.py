@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
@@ -186,3 +187,17 @@ def test_the_snippet_computes_a_bf16_run_in_bf16_only_where_the_gpu_has_it(evalu
     namespace: dict = {"torch": torch}
     exec(setup, namespace)
     assert namespace["compute"] == getattr(torch, expected)
+
+
+def test_the_card_says_which_templated_rows_joined_the_training_rows(evaluated, tmp_path):
+    from finsent.space.adapter_info import read_info, write_info
+    from finsent.train import augment
+
+    run = shutil.copytree(evaluated, tmp_path / "augmented")
+    rows, record = augment.for_training(5, 0, {"test": pd.DataFrame(columns=["sentiment", "text"]),
+                                               "eval": pd.DataFrame(columns=["sentiment", "text"])})
+    write_info(run, {**read_info(str(run)), "augment": record})
+    text = str(build_card(run, "tester/x"))
+    assert f"joined by {len(rows)} templated headlines" in text and "`finsent train --augment 5`" in text
+    assert ", ".join(record["capabilities"]).replace("_", " ") in text  # the behaviours they teach
+    assert "templated headlines" not in str(build_card(evaluated, "tester/x"))
