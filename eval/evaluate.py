@@ -67,8 +67,9 @@ def make_parser() -> argparse.ArgumentParser:
                         "4-bit on the CPU too), or without that record 4-bit on CUDA only; true/false force it. "
                         "The base alone loads the same way, so before and after compare one base")
     parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
-                        help="compute precision (default: a 4-bit run's own compute dtype; else bf16 where the "
-                        "hardware has it, else fp32)")
+                        help="compute precision (default: a 4-bit run's own compute dtype, but float32 for bf16 "
+                        "where the hardware only emulates it, as on a T4; else bf16 where native, else fp32; "
+                        "float16 computes attention in float32: space/precision.py)")
     parser.add_argument("--label_prior",
                         help="label mix to decide for: balanced (equal priors; the default without --label_mix), "
                         "train (the adapter's training mix, as learned), shares such as "
