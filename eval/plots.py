@@ -57,7 +57,7 @@ def write_figures(figures: dict[Path, go.Figure]) -> list[Path]:
     pngs = [stem.with_name(stem.name + ".png") for stem in stems]
     parts = [png.with_name(f".{png.name}.{os.getpid()}.part") for png in pngs]
     try:
-        pio.write_images(list(stems.values()), parts, format="png")
+        export_pngs(list(stems.values()), parts)
         for part, png in zip(parts, pngs, strict=True):
             part.replace(png)
         written += pngs
@@ -72,6 +72,22 @@ def write_figures(figures: dict[Path, go.Figure]) -> list[Path]:
             part.unlink(missing_ok=True)
     logger.info("wrote %s", ", ".join(str(path) for path in written))
     return written
+
+
+def export_pngs(figures: list[go.Figure], paths: list[Path], attempts: int = 3) -> None:
+    """Each figure as a PNG at its path, in one browser session per attempt; a RuntimeError if some never came.
+
+    kaleido returns a render's error rather than raising it (plotly drops it), and leaves no file: seen
+    on a 2-core machine under load, where a render can outlast kaleido's 90 s. The missing ones are tried again.
+    """
+    todo = list(range(len(figures)))
+    for _ in range(attempts):
+        pio.write_images([figures[i] for i in todo], [paths[i] for i in todo], format="png")
+        todo = [i for i in todo if not paths[i].is_file()]
+        if not todo:
+            return
+    raise RuntimeError(f"kaleido rendered {len(figures) - len(todo)} of {len(figures)} figures in {attempts} "
+                       "attempts and gave no reason (a render over its 90 s on a loaded machine, or a browser crash)")
 
 
 def write_figure(fig: go.Figure, path_stem: Path) -> dict[str, Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,29 @@ def test_failed_png_export_keeps_html_and_leaves_no_png(tmp_path, monkeypatch, c
     assert "\n" not in message and "RuntimeError: export went wrong" in message
     assert "apt-get install -y --no-install-recommends chromium" in message  # how to fix it
     assert "stale" in message
+
+
+def test_a_render_kaleido_drops_silently_is_tried_again(tmp_path, monkeypatch):
+    """kaleido returns a render's error instead of raising it, and writes no file: the missing PNGs are redone."""
+    figures = {tmp_path / "a": per_class_bars(AFTER), tmp_path / "b": before_after(BEFORE, AFTER)}
+    calls = []
+
+    def drops_the_first_once(figs, files, **kwargs):
+        calls.append([Path(f).name for f in files])
+        for number, path in enumerate(files):
+            if len(calls) > 1 or number:
+                Path(path).write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    monkeypatch.setattr(plots.pio, "write_images", drops_the_first_once)
+    written = plots.write_figures(figures)
+    assert {path.name for path in written} == {"a.html", "b.html", "a.png", "b.png"}
+    assert len(calls) == 2 and len(calls[1]) == 1  # the second session renders only the missing one
+
+
+def test_renders_that_never_come_are_one_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(plots.pio, "write_images", lambda figs, files, **kwargs: None)  # every render dropped
+    with caplog.at_level(logging.WARNING):
+        written = write_figure(per_class_bars(AFTER), tmp_path / "per_class")
+    assert set(written) == {"html"}
+    (warning,) = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert "kaleido rendered 0 of 1 figures in 3 attempts" in warning.getMessage()
