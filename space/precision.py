@@ -87,7 +87,8 @@ FP16_SAFE_ATTENTION = "sdpa_fp32_scores"
 
 
 def fp16_safe_attention() -> str:
-    """Register (once) and name the attention that computes query.key, softmax and the weighted values in float32."""
+    """Register (again: it is idempotent) and name the attention that computes query.key, softmax and the weighted
+    values in float32."""
     from transformers import AttentionInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
