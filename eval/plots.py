@@ -78,7 +78,8 @@ def export_pngs(figures: list[go.Figure], paths: list[Path], attempts: int = 3) 
     """Each figure as a PNG at its path, in one browser session per attempt; a RuntimeError if some never came.
 
     kaleido returns a render's error rather than raising it (plotly drops it), and leaves no file: seen
-    on a 2-core machine under load, where a render can outlast kaleido's 90 s. The missing ones are tried again.
+    on a 2-core machine under load (which error, kaleido did not say; its 90 s limit per render is one
+    candidate). The missing ones are tried again.
     """
     todo = list(range(len(figures)))
     for _ in range(attempts):
@@ -87,7 +88,7 @@ def export_pngs(figures: list[go.Figure], paths: list[Path], attempts: int = 3) 
         if not todo:
             return
     raise RuntimeError(f"kaleido rendered {len(figures) - len(todo)} of {len(figures)} figures in {attempts} "
-                       "attempts and gave no reason (a render over its 90 s on a loaded machine, or a browser crash)")
+                       "attempts and gave no reason (on a loaded machine, a render over its 90 s limit, or a browser crash)")
 
 
 def write_figure(fig: go.Figure, path_stem: Path) -> dict[str, Path]:
