@@ -44,14 +44,15 @@ def fit_tfidf(train: pd.DataFrame, seed: int = 42):
 
 
 def tfidf_baseline(train: pd.DataFrame, test: pd.DataFrame, seed: int = 42) -> tuple[list[str], dict]:
-    """Fit on `train`, predict `test["text"]`; return (predictions, info on the model, rows and seconds)."""
+    """Fit on `train`, predict `test["text"]`; return (predictions, info: the model's name, rows and seconds, and
+    the fitted `pipeline` for more predictions)."""
     _check_columns("test", test, ("text",))
     start = time.perf_counter()
     model = fit_tfidf(train, seed)
     predictions = [str(label) for label in model.predict(test["text"].tolist())]
     seconds = time.perf_counter() - start
     logger.info("%s: fitted on %d rows, predicted %d in %.2fs", MODEL, len(train), len(test), seconds)
-    return predictions, {"model": MODEL, "train_rows": len(train), "seconds": seconds}
+    return predictions, {"model": MODEL, "train_rows": len(train), "seconds": seconds, "pipeline": model}
 
 
 def _check_columns(name: str, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:

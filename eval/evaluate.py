@@ -37,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from finsent.eval import behaviour, report, uncertainty
-from finsent.eval.baseline import fit_tfidf, tfidf_baseline
+from finsent.eval.baseline import tfidf_baseline
 from finsent.eval.generate import generate_labels
 from finsent.eval.metrics import compute_metrics
 from finsent.space.adapter_info import AdapterMismatch, read_info, weights_sha256
@@ -379,7 +379,7 @@ def baseline_run(train, train_file: str, test, mix=None, suite: list | None = No
     start = time.perf_counter()
     predictions, info = tfidf_baseline(train, test)
     seconds = time.perf_counter() - start
-    tested = {"behaviour": behaviour.run_suite(fit_tfidf(train), suite)} if suite else {}
+    tested = {"behaviour": behaviour.run_suite(info["pipeline"], suite)} if suite else {}  # the model fitted once
     truth = test["sentiment"].tolist()
     return {
         "description": f"{info['model']}, trained on `{train_file}` ({info['train_rows']} rows)",
