@@ -337,9 +337,8 @@ def record(folder: Path, args: argparse.Namespace) -> dict:
                 label_prior=run.get("label_prior") or "train")
         run["behaviour"] = run_suite(model, suite)
     results["behaviour"] = suite_info(suite, args.cases, args.seed)
-    texts = {path: json.dumps(results, indent=2) + "\n", report_path: _report(results, folder)}
-    report.write_text_atomic(path, texts[path])  # the results first: the report and card are made from them
-    report.write_text_atomic(report_path, texts[report_path])
+    report.write_text_atomic(path, json.dumps(results, indent=2) + "\n")  # first: the report and card are made from them
+    report.write_text_atomic(report_path, _report(results, folder))
     if card_too:
         report.write_text_atomic(card_path, str(build_card(folder, str(folder))))
     logger.info("behaviour added to %s, %s%s", path, report_path, f" and {card_path}" if card_too else "")
