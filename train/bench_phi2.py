@@ -163,6 +163,7 @@ def train_phase(model_dir: Path, out: Path, steps: int, on_cpu: bool, policy: st
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     result = {
         "command": "train.py " + " ".join(argv),
+        "policy": policy,
         "precision": trainer.args.autocast(),
         "loss_finite": all(math.isfinite(e["loss"]) for e in trainer.state.log_history if "loss" in e),
         "optimizer": str(args.optim.value),
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| --- | ---: | --- | ---: |")
         for key in ("train", *(f"train_{policy}" for policy in args.precision[1:])):
             r = results[key]
-            print(f"| {r['precision']} ({' '.join(POLICIES[args.precision[0] if key == 'train' else key[6:]])}) | "
+            print(f"| {r['precision']} ({r['policy']}: {' '.join(POLICIES[r['policy']]) or 'the recipe'}) | "
                   f"{r['s_per_step_median']} | {r['losses'][0]} -> {r['losses'][-1]}, {r['loss_finite']} | "
                   f"{r['peak_gpu_gib'] or '-'} GiB |")
     if args.json:
