@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -147,7 +148,7 @@ def test_a_sweep_trial_sets_augment_and_the_table_gives_behaviour_rates(tiny_phi
                                        "args": {**tiny, "augment": 4}}]))
     out = tmp_path / "sweep"
     argv = ["--data_file", str(SAMPLE_HEADLINES), "--trials", str(trials), "--out", str(out), "--folds", "2",
-            "--test_size", "10", "--only_folds", "0", "--behaviour_cases", "3"]
+            "--test_size", "10", "--only_folds", "0", "--behaviour_cases", "3", "--resemblance", "4"]
     assert sweep.main(argv) == 0
     lines = {line["trial"]: line for line in sweep.read_results(out / "results.jsonl")}
     # cap min: 20 rows per label from the other fold; aug4 adds 4 rows per capability to them
@@ -167,6 +168,8 @@ def test_a_sweep_trial_sets_augment_and_the_table_gives_behaviour_rates(tiny_phi
     printed = capsys.readouterr().out
     assert "selection (issue 22): balanced accuracy (T + equal priors) at least 0.873" in printed
     assert re.search(r"^aug4 +\d\.\d{3} +(yes|NO) +\d+ ", printed, re.M)
+    assert "MFT failures by resemblance to the --augment 4 rows" in printed
+    assert all(table[name]["mft_by_resemblance"]["augment"] == 4 for name in lines)
 
 
 def test_behaviour_rates_decide_as_the_balanced_accuracy_does():
@@ -194,3 +197,31 @@ def test_a_resumed_run_must_keep_its_templated_rows(tiny_phi, tmp_path, capsys):
     assert train_script.main(tiny_args(tiny_phi, out, "--augment", "3", *resumed)) == 2
     assert "pass the same --data_file, sizes and --augment" in capsys.readouterr().err
     assert train_script.main(tiny_args(tiny_phi, out, "--augment", "2", *resumed)) == 0
+
+
+def test_resemblance_compares_frames_not_the_names_and_numbers_filled_in():
+    rows = ["Borvik Mills' freight costs fell 12.5 % in May", "Zelten Bank names a new chief executive"]
+    similar = augment.resemblance(["Aurora Oy's freight costs fell 3 % in June", "Aurora Oy names a new auditor",
+                                   "Aurora Oy's quarterly loss narrowed"], rows)
+    assert similar[0] == pytest.approx(1.0)  # the same frame, other names, numbers and month
+    assert 0 < similar[1] < 1 and similar[2] == pytest.approx(0.0)
+
+
+def test_by_resemblance_splits_the_mft_failures_at_the_median_case():
+    """A hand-made job that fails exactly the MFT cases most like the templated rows."""
+    suite = draw_suite(4)
+    kinds = {c.name: c.kind for c in behaviour_cases.CAPABILITIES}
+    mft = [c for c in suite if kinds[c.capability] == "MFT"]
+    similar = augment.resemblance([c.texts[0] for c in mft], augment.draw_rows(10)["text"].tolist())
+    more = {c.texts[0]: s > np.median(similar) for c, s in zip(mft, similar, strict=True)}
+    expected = {c.texts[0]: c.label for c in mft}
+    texts = sorted({t for case in suite for t in case.texts})
+    # a failing case puts 0.9 on the label after its expected one, a passing case on its expected one
+    probs = [np.roll([0.9, 0.05, 0.05], LABELS.index(expected.get(t, "neutral")) + more.get(t, False)).tolist()
+             for t in texts]
+    line = {"train_label_counts": dict.fromkeys(LABELS, 1), "behaviour": {**sweep.suite_key(4, suite), "probs": probs}}
+    split = sweep.by_resemblance([line, line], 1.0, 10)
+    assert split["less"] == {"failures": 0, "cases": 2 * sum(not m for m in more.values())}
+    assert split["more"] == {"failures": 2 * sum(more.values()), "cases": 2 * sum(more.values())}
+    assert sum(c["cases"] for c in split["less_by_capability"].values()) == split["less"]["cases"]
+    assert sweep.by_resemblance([{"train_label_counts": {}}], 1.0, 10) is None  # no job scored the suite

@@ -109,6 +109,7 @@ def test_a_sweep_trains_each_fold_scores_it_and_resumes(tiny_phi, tmp_path, caps
         ("- name: a\n", ["--only_folds", "1", "4"], "--only_folds 4: folds are 0 to 3"),
         ("- name: a\n", ["--summary"], "no results.jsonl yet; run the sweep first"),
         ("- name: a\n", ["--behaviour_cases", "-1"], "--behaviour_cases -1: give 0 (none) or more"),
+        ("- name: a\n", ["--resemblance", "0"], "--resemblance 0: give the --augment N"),
     ],
 )
 def test_a_bad_trials_file_or_flag_is_one_line_and_runs_nothing(tmp_path, capsys, content, extra, message):

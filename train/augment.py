@@ -18,7 +18,9 @@ otherwise the suite, or the test split, would measure memorised sentences.
 from __future__ import annotations
 
 import random
+import re
 
+import numpy as np
 import pandas as pd
 
 from finsent.eval.behaviour import CASES, SEED, draw_suite, fields, fill
@@ -60,6 +62,21 @@ def draw_rows(per_capability: int, seed: int = 0) -> pd.DataFrame:
             raise UsageError(f"--augment {per_capability}: the training templates make only {drawn} distinct rows "
                              f"for {name}; give a smaller number")
     return pd.DataFrame(rows, columns=[*COLUMNS, "capability"])
+
+
+def resemblance(texts: list[str], rows: list[str]) -> np.ndarray:
+    """How much each of `texts` looks like its nearest of `rows`: the cosine of their TF-IDF word 1-2-grams, after
+    masking what templates fill in at random (capitalised words: names, months, cities, currency codes; and
+    numbers), so that it compares frames, verbs and metrics."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    def frame(text: str) -> str:
+        return re.sub(r"\b[A-Z][\w'-]*|\d[\d.,]*", " ", text).lower()
+
+    vectors = TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", preprocessor=frame)
+    vectors.fit([*rows, *texts])
+    return cosine_similarity(vectors.transform(texts), vectors.transform(rows)).max(axis=1)
 
 
 def suite_keys() -> set[str]:

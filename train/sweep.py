@@ -53,6 +53,7 @@ from finsent.eval import behaviour
 from finsent.eval.metrics import compute_metrics
 from finsent.eval.uncertainty import fit_temperature
 from finsent.space.classifier import LABELS, prior_shift
+from finsent.train import augment
 from finsent.train.data import SplitSizes, UsageError, read_labelled, split_dataset
 
 DECISIONS = ("train", "balanced", "balanced_t")
@@ -79,6 +80,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help=f"behaviour suite cases per capability each job's model scores (default "
                         f"{behaviour.CASES}, evaluate's suite; 0: none)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags added to every job")
+    parser.add_argument("--resemblance", type=int, metavar="N",
+                        help="also split each trial's MFT failures by how much the cases look like --augment N's "
+                             "templated rows: does a fall hold where they look least alike?")
     parser.add_argument("--summary", action="store_true", help="print the table of OUT/results.jsonl and stop")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # internal: run one job folder
     return parser
@@ -197,31 +201,71 @@ class Decided:
         return self.probs
 
 
-def behaviour_rates(lines: list[dict], temperature: float) -> dict | None:
-    """The behaviour failure rates of one trial's jobs, deciding as `balanced_t` does (log-scores / temperature,
-    then equal priors): per capability the mean over the jobs' models, and all MFT cases together. None where no
-    job scored the suite; only the jobs that scored the first job's suite count."""
+def scored_suite(lines: list[dict]) -> tuple[list[dict], dict, list] | None:
+    """(the jobs that scored the first scoring job's behaviour suite, its key, the suite drawn again); None where no
+    job scored one. A UsageError where the suite drawn now is not the one the jobs scored."""
     scored = [line for line in lines if line.get("behaviour")]
     if not scored:
         return None
     key = {k: scored[0]["behaviour"][k] for k in ("cases", "seed", "sha256")}
-    scored = [line for line in scored if all(line["behaviour"][k] == v for k, v in key.items())]
     suite = behaviour.draw_suite(key["cases"], key["seed"])
     if suite_key(key["cases"], suite) != key:
         raise UsageError(f"the behaviour suite drawn now is not the one the jobs scored (sha256 {key['sha256'][:8]}); "
                          "eval/behaviour_cases.py changed since: run the sweep again in a new --out")
-    per_job = []
-    for line in scored:
-        shift = np.asarray(prior_shift(line["train_label_counts"], "balanced") or [0.0] * len(LABELS))
-        scores = np.log(np.clip(np.asarray(line["behaviour"]["probs"]), 1e-12, None)) / temperature + shift
-        decided = np.exp(scores - scores.max(axis=1, keepdims=True))
-        per_job.append(behaviour.run_suite(Decided(decided / decided.sum(axis=1, keepdims=True)), suite))
+    return [line for line in scored if all(line["behaviour"][k] == v for k, v in key.items())], key, suite
+
+
+def decided(line: dict, temperature: float) -> np.ndarray:
+    """A job's suite probabilities decided as `balanced_t` decides its rows: log-scores / temperature, equal priors."""
+    shift = np.asarray(prior_shift(line["train_label_counts"], "balanced") or [0.0] * len(LABELS))
+    scores = np.log(np.clip(np.asarray(line["behaviour"]["probs"]), 1e-12, None)) / temperature + shift
+    probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def behaviour_rates(lines: list[dict], temperature: float) -> dict | None:
+    """The behaviour failure rates of one trial's jobs, deciding as `balanced_t` does (log-scores / temperature,
+    then equal priors): per capability the mean over the jobs' models, and all MFT cases together. None where no
+    job scored the suite; only the jobs that scored the first job's suite count."""
+    if not (found := scored_suite(lines)):
+        return None
+    scored, key, suite = found
+    per_job = [behaviour.run_suite(Decided(decided(line, temperature)), suite) for line in scored]
     mft = [name for name, result in per_job[0].items() if result["kind"] == "MFT"]
     return {**key, "decision": "balanced_t", "folds": len(per_job),
             "failure_rate": {name: float(np.mean([job[name]["failure_rate"] for job in per_job]))
                              for name in per_job[0]},
             "mft_failure_rate": float(sum(job[name]["failures"] for job in per_job for name in mft)
                                       / sum(job[name]["cases"] for job in per_job for name in mft))}
+
+
+def by_resemblance(lines: list[dict], temperature: float, per_capability: int, seed: int = 0) -> dict | None:
+    """One trial's MFT failures (decided as `behaviour_rates` decides, summed over its jobs' models) in two halves
+    of the suite's MFT cases: `less`, the cases no more like their nearest templated row of `--augment
+    per_capability` (augment.resemblance) than the median case, and `more`, the others; `less` per capability
+    too. A fall that holds in the less-resembling half is a skill learnt, not only a template matched. None where
+    no job scored the suite."""
+    if not (found := scored_suite(lines)):
+        return None
+    scored, _, suite = found
+    kinds = {capability.name: capability.kind for capability in behaviour.CAPABILITIES}
+    mft = [case for case in suite if kinds[case.capability] == "MFT"]
+    rows = augment.draw_rows(per_capability, seed)["text"].tolist()
+    similar = augment.resemblance([case.texts[0] for case in mft], rows)
+    less = similar <= np.median(similar)
+    texts = sorted({text for case in suite for text in case.texts})
+    failed = np.zeros(len(mft), dtype=int)
+    for line in scored:
+        probs = dict(zip(texts, decided(line, temperature), strict=True))
+        failed += [behaviour.judge("MFT", case, [probs[case.texts[0]]])["severity"] > 0 for case in mft]
+
+    def count(where: np.ndarray) -> dict:
+        return {"failures": int(failed[where].sum()), "cases": int(where.sum()) * len(scored)}
+
+    capabilities = np.array([case.capability for case in mft])
+    return {"augment": per_capability, "seed": seed, "median": round(float(np.median(similar)), 3),
+            "less": count(less), "more": count(~less),
+            "less_by_capability": {name: count(less & (capabilities == name)) for name in dict.fromkeys(capabilities)}}
 
 
 def read_results(path: Path) -> list[dict]:
@@ -245,8 +289,9 @@ def decisions(lines: list[dict]) -> tuple[list[str], np.ndarray, float, dict[str
     return truth, folds, temperature, {name: np.asarray(LABELS)[decide[name].argmax(axis=1)] for name in DECISIONS}
 
 
-def scores(lines: list[dict]) -> dict:
-    """Out-of-fold metrics of one trial's jobs, for each of the three `decisions`."""
+def scores(lines: list[dict], resemblance: int | None = None) -> dict:
+    """Out-of-fold metrics of one trial's jobs, for each of the three `decisions`; with `resemblance` N, its MFT
+    failures split by how much the cases look like `--augment N`'s rows (`by_resemblance`)."""
     truth, folds, temperature, predictions = decisions(lines)
     result = {"folds": len(lines), "train_seconds": float(np.median([line["train_seconds"] for line in lines])),
               "temperature": round(temperature, 2), "rows": len(truth)}
@@ -260,16 +305,18 @@ def scores(lines: list[dict]) -> dict:
                                      for fold in sorted(set(folds))}}
     result["holds_phrasebank"] = result["balanced_t"]["balanced_accuracy"] >= REFERENCE - MAX_DROP
     result["behaviour"] = behaviour_rates(lines, temperature)
+    if resemblance:
+        result["mft_by_resemblance"] = by_resemblance(lines, temperature, resemblance)
     return result
 
 
-def summary(out: Path) -> list[dict]:
+def summary(out: Path, resemblance: int | None = None) -> list[dict]:
     """Print one line per trial of OUT/results.jsonl (and write OUT/summary.json)."""
     lines = read_results(out / "results.jsonl")
     by_trial: dict[str, list[dict]] = {}
     for line in lines:
         by_trial.setdefault(line["trial"], []).append(line)
-    table = [{"trial": name, **scores(group)} for name, group in by_trial.items()]
+    table = [{"trial": name, **scores(group, resemblance)} for name, group in by_trial.items()]
     print("balanced accuracy (mean recall) / natural-mix accuracy / macro F1, out of fold; recall neg neu pos")
     for row in table:
         cells = "  ".join(
@@ -279,6 +326,8 @@ def summary(out: Path) -> list[dict]:
         print(f"{row['trial']:20s} folds {row['folds']} T {row['temperature']:.2f} train {row['train_seconds']:.0f}s  "
               f"{cells}  per fold (T + equal priors): {per_fold}", flush=True)
     print_behaviour(table)
+    if resemblance:
+        print_resemblance(table)
     (out / "summary.json").write_text(json.dumps(table, indent=1) + "\n")
     return table
 
@@ -302,6 +351,27 @@ def print_behaviour(table: list[dict]) -> None:
               f"{'yes' if row['holds_phrasebank'] else 'NO':>5s} {cells}", flush=True)
 
 
+def print_resemblance(table: list[dict]) -> None:
+    """Each trial's MFT failures in the suite's half least like the templated rows, and in the other half."""
+    rated = [row for row in table if row.get("mft_by_resemblance")]
+    if not rated:
+        return
+    first = rated[0]["mft_by_resemblance"]
+    print(f"MFT failures by resemblance to the --augment {first['augment']} rows (seed {first['seed']}; cosine of "
+          f"masked word 1-2-grams, median {first['median']}), summed over the folds' models: the half of the cases "
+          "least like any row, the other half, and the first half per capability")
+    names = list(first["less_by_capability"])
+    print(f"{'trial':20s} {'less':>9s} {'more':>9s}  " + " ".join(f"{n[:12]:>12s}" for n in names))
+    for row in rated:
+        split = row["mft_by_resemblance"]
+        print(f"{row['trial']:20s} {_fraction(split['less']):>9s} {_fraction(split['more']):>9s}  "
+              + " ".join(f"{_fraction(split['less_by_capability'][n]):>12s}" for n in names), flush=True)
+
+
+def _fraction(count: dict) -> str:
+    return f"{count['failures']}/{count['cases']}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.job:
@@ -311,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.folds < 2:
             raise UsageError(f"--folds {args.folds}: give 2 or more")
+        if args.resemblance is not None and not 1 <= args.resemblance <= augment.MAX_PER_CAPABILITY:
+            raise UsageError(f"--resemblance {args.resemblance}: give the --augment N of the trial to compare with "
+                             f"(1 to {augment.MAX_PER_CAPABILITY})")
         if args.behaviour_cases < 0:
             raise UsageError(f"--behaviour_cases {args.behaviour_cases}: give 0 (none) or more")
         outside = sorted(set(args.only_folds or []) - set(range(args.folds)))
@@ -319,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.summary:
             if not (Path(args.out) / "results.jsonl").is_file():
                 raise UsageError(f"--out {args.out}: no results.jsonl yet; run the sweep first")
-            summary(Path(args.out))
+            summary(Path(args.out), args.resemblance)
             return 0
         return run_sweep(args)
     except UsageError as err:  # the user's to fix: one line, no traceback
@@ -368,7 +441,7 @@ def run_sweep(args) -> int:
                 print(f"FAILED {folder.name}: see {folder / 'log.txt'}", flush=True)
                 print((folder / "log.txt").read_text()[-3000:], flush=True)
     if results.is_file():
-        summary(out)
+        summary(out, args.resemblance)
     if failed:
         print(f"{len(failed)} job(s) failed: {' '.join(failed)}; a rerun retries them", file=sys.stderr)
     return 1 if failed else 0
