@@ -310,9 +310,6 @@ def record(folder: Path, args: argparse.Namespace) -> dict:
         raise UsageError(f"--adapter {folder}: no {report.RESULTS_FILE}; evaluate it with finsent evaluate "
                          "--behaviour instead")
     results = json.loads(path.read_text())
-    results.pop("behaviour", None)
-    for run in results["runs"].values():
-        run.pop("behaviour", None)
     card_too = all((folder / name).is_file() for name in REQUIRED)
     report_path, card_path = folder / report.REPORT_FILE, folder / "README.md"
     if report_path.is_file() and report_path.read_text() != _report(results, folder):
@@ -321,6 +318,9 @@ def record(folder: Path, args: argparse.Namespace) -> dict:
     if card_too and card_path.is_file() and card_path.read_text() != str(build_card(folder, str(folder))):
         raise UsageError(f"{card_path}: not the card its results render; evaluate it again with finsent evaluate "
                          "--behaviour")
+    results.pop("behaviour", None)  # a suite recorded before is replaced
+    for run in results["runs"].values():
+        run.pop("behaviour", None)
     suite = draw_suite(args.cases, args.seed)
     for name, run in results["runs"].items():
         if name == "baseline":

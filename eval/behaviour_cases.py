@@ -207,6 +207,22 @@ HEDGED_FUTURE = (
     Frame("{company} may cut up to {n} jobs {horizon}", "negative", "possible layoffs are bad news"),
 )
 
+# A change of guidance is the news itself (issue 22: an adapter trained on templated plans and flat figures read
+# "raises its forecast" as neutral). Not in MFT_FRAMES, so the INV capabilities draw what they drew before.
+GUIDANCE_CHANGES = (
+    Frame("{company} raises its {growth} forecast {horizon}", "positive", "a raised forecast is good news now"),
+    Frame("{company} upgrades its {growth} guidance {horizon}", "positive"),
+    Frame("{company} increases its {growth} forecast to {cur} {amount} million {horizon}", "positive"),
+    Frame("{company} now expects higher {growth} {horizon} than it forecast earlier", "positive"),
+    Frame("{company} cuts its {growth} forecast {horizon}", "negative", "a cut forecast is bad news now"),
+    Frame("{company} downgrades its {growth} guidance {horizon}", "negative"),
+    Frame("{company} withdraws its {growth} outlook {horizon}", "negative", "a withdrawn outlook signals trouble"),
+    Frame("{company} now expects lower {growth} {horizon} than it forecast earlier", "negative"),
+    Frame("{company} reiterates its {growth} forecast {horizon}", "neutral", "a confirmed forecast changes nothing"),
+    Frame("{company} keeps its {growth} guidance unchanged {horizon}", "neutral"),
+    Frame("{company} confirms its earlier {growth} outlook {horizon}", "neutral"),
+)
+
 MFT_FRAMES = NEGATED_BAD_NEWS + LOWER_IS_BETTER + AGAINST_EXPECTATIONS + ROUTINE_NOTICES + FLAT_CHANGES + HEDGED_FUTURE
 
 WORD_ORDER = (
@@ -279,4 +295,8 @@ CAPABILITIES = (
     Capability("inv_word_order", "INV", "the same fact in another word order keeps the label", WORD_ORDER),
     Capability("dir_sharply", "DIR", '"sharply" and the like do not weaken the news', SHARPLY),
     Capability("dir_bigger_change", "DIR", "a 20-40 % change is no weaker news than a 1-2 % one", BIGGER_CHANGE),
+    # Added later, so last: each capability draws from its own seeded stream, and a capability drawn after the
+    # others cannot change their cases.
+    Capability("guidance_changes", "MFT", "a raised forecast is positive, a cut one negative, a kept one neutral",
+               GUIDANCE_CHANGES),
 )

@@ -182,7 +182,7 @@ def test_behaviour_rates_decide_as_the_balanced_accuracy_does():
     as_trained = sweep.behaviour_rates([{**line, "train_label_counts": dict.fromkeys(LABELS, 1)}], 1.0)
     shifted = sweep.behaviour_rates([line], 2.0)
     # as trained every sentence is neutral: the MFT cases that expect neutral pass, all others fail
-    mft = [c for c in suite if c.capability in augment_templates.CAPABILITIES]
+    mft = [c for c in suite if c.capability in {k.name for k in behaviour_cases.CAPABILITIES if k.kind == "MFT"}]
     assert as_trained["mft_failure_rate"] == sum(c.label != "neutral" for c in mft) / len(mft)
     # trained on 1:8:1, at T 2 then equal priors: positive sqrt(0.15) / 0.1 = 3.87 against neutral sqrt(0.8) / 0.8
     # = 1.12 and negative sqrt(0.05) / 0.1 = 2.24: every sentence is positive

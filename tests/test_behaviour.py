@@ -231,6 +231,15 @@ def test_record_adds_the_section_and_changes_nothing_else(trained, tmp_path):
     assert (report[:start] + report[end:] if end != -1 else report[:start].removesuffix("\n")) == before[
         "eval_report.md"]
     assert "### Behavioural tests" in (run / "README.md").read_text()
+    # recorded again (a suite with a capability more, say): the section is replaced, nothing else moves
+    recorded = {name: (run / name).read_text() for name in ("eval_results.json", "eval_report.md", "README.md")}
+    assert behaviour.main(["--record", "--adapter", str(run), "--cases", "3", "--dtype", "float32"]) == 0
+    again = json.loads((run / "eval_results.json").read_text())
+    assert again.pop("behaviour")["cases"] == 3 * len(CAPABILITIES)
+    assert {k: v for k, v in again.items() if k != "runs"} == {k: v for k, v in after.items() if k != "runs"}
+    assert (run / "eval_report.md").read_text() != recorded["eval_report.md"]
+    assert behaviour.main(["--record", "--adapter", str(run), "--cases", "2", "--dtype", "float32"]) == 0
+    assert {name: (run / name).read_text() for name in recorded} == recorded  # the same suite: the same bytes
 
 
 def test_record_refuses_a_report_that_its_results_do_not_render(evaluated, tmp_path, capsys):
@@ -241,6 +250,14 @@ def test_record_refuses_a_report_that_its_results_do_not_render(evaluated, tmp_p
     assert "not what its results render" in capsys.readouterr().err
     assert (run / "eval_results.json").read_text() == results
 
+
+
+def test_a_capability_added_last_leaves_the_earlier_cases_as_they_were(monkeypatch):
+    """Each capability draws from its own seeded stream: appending one (as guidance_changes was) keeps every
+    earlier case, so results recorded before stay comparable capability by capability."""
+    full = draw_suite(20)
+    monkeypatch.setattr(behaviour, "CAPABILITIES", CAPABILITIES[:-1])
+    assert draw_suite(20) == [case for case in full if case.capability != CAPABILITIES[-1].name]
 
 def test_the_shipped_results_hold_the_suite_drawn_again():
     results = json.loads((DEFAULT / "eval_results.json").read_text())
