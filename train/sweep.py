@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import json
 import os
 import re
@@ -249,11 +250,9 @@ def by_resemblance(lines: list[dict], temperature: float, per_capability: int, s
     no job scored the suite."""
     if not (found := scored_suite(lines)):
         return None
-    scored, _, suite = found
-    kinds = {capability.name: capability.kind for capability in behaviour.CAPABILITIES}
-    mft = [case for case in suite if kinds[case.capability] == "MFT"]
-    rows = augment.draw_rows(per_capability, seed)["text"].tolist()
-    similar = augment.resemblance([case.texts[0] for case in mft], rows)
+    scored, key, suite = found
+    mft = mft_cases(suite)
+    similar = mft_resemblance(key["cases"], key["seed"], per_capability, seed)
     less = similar <= np.median(similar)
     texts = sorted({text for case in suite for text in case.texts})
     failed = np.zeros(len(mft), dtype=int)
@@ -268,6 +267,20 @@ def by_resemblance(lines: list[dict], temperature: float, per_capability: int, s
     return {"augment": per_capability, "seed": seed, "median": round(float(np.median(similar)), 3),
             "less": count(less), "more": count(~less),
             "less_by_capability": {name: count(less & (capabilities == name)) for name in dict.fromkeys(capabilities)}}
+
+
+@functools.cache
+def mft_resemblance(cases: int, suite_seed: int, per_capability: int, seed: int) -> np.ndarray:
+    """augment.resemblance of each MFT case of the suite (`cases` per capability, `suite_seed`) to `--augment
+    per_capability`'s rows (`seed`): the same for every trial of a sweep, so computed once."""
+    mft = mft_cases(behaviour.draw_suite(cases, suite_seed))
+    return augment.resemblance([case.texts[0] for case in mft], augment.draw_rows(per_capability, seed)["text"].tolist())
+
+
+def mft_cases(suite: list) -> list:
+    """The suite's minimum-functionality cases, in its order."""
+    kinds = {capability.name: capability.kind for capability in behaviour.CAPABILITIES}
+    return [case for case in suite if kinds[case.capability] == "MFT"]
 
 
 def read_results(path: Path) -> list[dict]:
