@@ -67,6 +67,21 @@ def test_no_sentence_of_the_suite_is_a_phrasebank_sentence(suite):
     assert not {text_key(t) for case in suite for t in case.texts} & phrasebank
 
 
+def test_the_guidance_probe_is_apart_from_the_suite_the_training_templates_and_the_phrasebank():
+    """eval/guidance_probe.csv: 120 guidance headlines about fictional companies, written without sight of either
+    template file (BENCHMARKS.md, issue 22), so it checks what neither set of templates can."""
+    from finsent.train import augment
+
+    probe = read_labelled(str(REPO / "eval" / "guidance_probe.csv"))
+    assert probe["sentiment"].value_counts().to_dict() == dict.fromkeys(LABELS, 40)
+    keys = set(probe["text"].map(text_key))
+    assert len(keys) == 120
+    assert not keys & augment.suite_keys()
+    assert not keys & set(augment.draw_rows(1000)["text"].map(text_key))
+    if PHRASEBANK.is_dir():
+        assert not keys & set(read_labelled(str(PHRASEBANK / "all-data.csv"))["text"].map(text_key))
+
+
 def test_wilson_interval_by_hand():
     # 0 of 50: z = 1.95996, z^2 = 3.84146; upper = z^2 / (n + z^2) = 3.84146 / 53.84146 = 0.07135
     assert wilson_interval(0, 50) == pytest.approx([0.0, 0.07135], abs=1e-5)
