@@ -3,7 +3,7 @@
     from finsent.train.augment import draw_rows
     rows = draw_rows(100)  # 100 rows per capability, 600 in all: columns sentiment, text, capability
 
-`finsent train --augment N` adds N rows per capability (7 capabilities, so 7 x N rows) to the training
+`finsent train --augment N` adds N rows per capability (6 capabilities, so 6 x N rows) to the training
 split only, after the split is drawn: the test and eval rows, and the split's sha256 in summary.json,
 are the real data's alone. The rows come from train/augment_templates.py, written apart from the
 suite's test templates (eval/behaviour_cases.py). They are the same for the same N and seed, no text
@@ -30,10 +30,7 @@ from finsent.train import augment_templates
 from finsent.train.augment_templates import CAPABILITIES
 from finsent.train.data import COLUMNS, UsageError, rows_sha256, text_key
 
-# The name of the rows' random streams, one per capability: a capability's rows depend on it, the seed and that
-# capability's frames only, so a capability added later (guidance_changes) leaves the others' rows as they were.
-# Change it when existing frames change. The record's capabilities and sha256 say which rows a run had.
-TEMPLATES = "finsent training templates, v1"
+TEMPLATES = "finsent training templates, v1"  # change it when the templates change: the rows change with them
 TRIES = 50  # draws per row wanted, before a capability counts as out of distinct rows
 MAX_PER_CAPABILITY = 5000  # every capability's templates make at least this many distinct rows (tested)
 # The behaviour suites no templated row may be part of, as (cases per capability, seed): evaluate's, and a

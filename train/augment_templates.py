@@ -59,7 +59,6 @@ WORDS = {
     "down": ("went down", "slipped", "contracted", "eased", "retreated"),
     "up_to": ("improve", "expand", "advance", "go up"),  # infinitives, for guidance
     "down_to": ("contract", "weaken", "go down", "slip"),
-    "aim": ("projection", "target", "goal", "forecast range"),  # what guidance is called, in guidance changes
 }
 
 # (lowest, highest, decimals): decimals -1 rounds to tens
@@ -196,31 +195,6 @@ ROUTINE_NOTICES = (
     ("{company} signs a service agreement with {client}; terms were not disclosed", NEU),
 )
 
-# A change of guidance carries its sign: the news is the change, not the future tense (an adapter trained on the
-# frames above alone read "raises its forecast" as neutral, BENCHMARKS.md). Own verbs: revise, hike, boost, trim,
-# slash, suspend, stand by, maintain, stick to.
-GUIDANCE_CHANGES = (
-    ("{company} revises its {growth} {aim} upwards {horizon}", POS),
-    ("{company} hikes its {growth} {aim} {horizon}", POS),
-    ("{company} boosts its {aim} for {growth} {horizon}", POS),
-    ("{company} now sees {growth} at {cur} {high} million {horizon}, above its earlier {aim} of {cur} {low} million",
-     POS),
-    ("Strong demand prompts {company} to lift its {growth} {aim} {horizon}", POS),
-    ("{company} turns more optimistic and moves its {growth} {aim} higher {horizon}", POS),
-    ("{company} revises its {growth} {aim} downwards {horizon}", NEG),
-    ("{company} slashes its {growth} {aim} {horizon}", NEG),
-    ("{company} trims its {aim} for {growth} {horizon}", NEG),
-    ("{company} now sees {growth} at {cur} {low} million {horizon}, below its earlier {aim} of {cur} {high} million",
-     NEG),
-    ("Weak demand forces {company} to scale back its {growth} {aim} {horizon}", NEG),
-    ("{company} suspends its {growth} guidance {horizon}, citing uncertain markets", NEG),
-    ("{company} issues a profit warning, expecting {growth} to {down_to} {horizon}", NEG),
-    ("{company} stands by its {growth} {aim} {horizon}", NEU),
-    ("{company} maintains its {aim} for {growth} {horizon}", NEU),
-    ("{company} leaves its {growth} {aim} as it was {horizon}", NEU),
-    ("{company} sticks to its {growth} {aim} {horizon}", NEU),
-)
-
 # name: frames. The names are the suite's MFT capabilities these frames teach (eval/behaviour_cases.py).
 CAPABILITIES = {
     "negated_bad_news": NEGATED_BAD_NEWS,
@@ -229,7 +203,4 @@ CAPABILITIES = {
     "flat_changes": FLAT_CHANGES,
     "hedged_future": HEDGED_FUTURE,
     "routine_notices": ROUTINE_NOTICES,
-    # Added later, so last: each capability draws from its own seeded stream (train/augment.py), so the rows of
-    # the capabilities above are the same with it as without it.
-    "guidance_changes": GUIDANCE_CHANGES,
 }

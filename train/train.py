@@ -97,7 +97,7 @@ class ScriptArguments:
     )
     augment: int = dataclasses.field(
         default=0, metadata={"help": "Templated rows per capability added to the training split only, after it is "
-                             "drawn (train/augment.py: 7 capabilities the behaviour suite tests, so 7 x N rows; "
+                             "drawn (train/augment.py: 6 capabilities the behaviour suite tests, so 6 x N rows; "
                              "refused if any is a behaviour test case). 0: none."},
     )
     augment_seed: int = dataclasses.field(default=0, metadata={"help": "Seed of the --augment rows."})
