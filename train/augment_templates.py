@@ -59,6 +59,7 @@ WORDS = {
     "down": ("went down", "slipped", "contracted", "eased", "retreated"),
     "up_to": ("improve", "expand", "advance", "go up"),  # infinitives, for guidance
     "down_to": ("contract", "weaken", "go down", "slip"),
+    "aim": ("projection", "target", "goal", "forecast range"),  # what guidance is called
 }
 
 # (lowest, highest, decimals): decimals -1 rounds to tens
@@ -163,19 +164,24 @@ FLAT_CHANGES = (
     ("{company}'s {growth} {down} {pct} % to {cur} {amount} million", NEG),
 )
 
+# A plan with no result yet is neutral, but a change of guidance is the news itself and carries its sign: v1 had
+# 7 neutral frames of 13 here, one of them "updated financial targets", and its adapters read raised forecasts as
+# neutral (BENCHMARKS.md, issue 22); v2 has 6 of 15.
 HEDGED_FUTURE = (
     ("{company} is looking into a listing of its {unit} arm", NEU),
     ("{company} aims to decide on the {city} investment by {month}", NEU),
     ("{company} could divest its {unit} operations", NEU),
     ("{company} is weighing strategic options for its {unit} unit", NEU),
     ("{company} says it may seek a partner for its {unit} business", NEU),
-    ("{company} intends to present updated financial targets in {month}", NEU),
     ("{company} sees its {growth} staying roughly at the current level {horizon}", NEU),
     ("{company} guides for {growth} to {up_to} {horizon}", POS),
     ("{company} lifts its {growth} outlook {horizon}", POS),
+    ("{company} hikes its {growth} {aim} {horizon}", POS),
+    ("{company} revises its {growth} {aim} upwards {horizon}", POS),
     ("{company} is preparing to hire {n} people {horizon}", POS),
     ("{company} anticipates its {growth} will {down_to} {horizon}", NEG),
     ("{company} lowers its guidance for {growth} {horizon}", NEG),
+    ("{company} revises its {growth} {aim} downwards {horizon}", NEG),
     ("{company} could shed as many as {n} positions {horizon}", NEG),
 )
 
