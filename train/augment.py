@@ -30,7 +30,7 @@ from finsent.train import augment_templates
 from finsent.train.augment_templates import CAPABILITIES
 from finsent.train.data import COLUMNS, UsageError, rows_sha256, text_key
 
-TEMPLATES = "finsent training templates, v2"  # change it when the templates change: the rows change with them
+TEMPLATES = "finsent training templates, v3"  # change it when the templates change: the rows change with them
 TRIES = 50  # draws per row wanted, before a capability counts as out of distinct rows
 MAX_PER_CAPABILITY = 5000  # every capability's templates make at least this many distinct rows (tested)
 # The behaviour suites no templated row may be part of, as (cases per capability, seed): evaluate's, and a

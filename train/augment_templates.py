@@ -166,7 +166,8 @@ FLAT_CHANGES = (
 
 # A plan with no result yet is neutral, but a change of guidance is the news itself and carries its sign: v1 had
 # 7 neutral frames of 13 here, one of them "updated financial targets", and its adapters read raised forecasts as
-# neutral (BENCHMARKS.md, issue 22); v2 has 6 of 15.
+# neutral (BENCHMARKS.md, issue 22); v3 has 6 of 17. "raises", guidance's commonest verb, with
+# other nouns than the suite's (it says forecast, guidance, outlook).
 HEDGED_FUTURE = (
     ("{company} is looking into a listing of its {unit} arm", NEU),
     ("{company} aims to decide on the {city} investment by {month}", NEU),
@@ -177,11 +178,13 @@ HEDGED_FUTURE = (
     ("{company} guides for {growth} to {up_to} {horizon}", POS),
     ("{company} lifts its {growth} outlook {horizon}", POS),
     ("{company} hikes its {growth} {aim} {horizon}", POS),
+    ("{company} raises its {growth} {aim} {horizon}", POS),
     ("{company} revises its {growth} {aim} upwards {horizon}", POS),
     ("{company} is preparing to hire {n} people {horizon}", POS),
     ("{company} anticipates its {growth} will {down_to} {horizon}", NEG),
     ("{company} lowers its guidance for {growth} {horizon}", NEG),
     ("{company} revises its {growth} {aim} downwards {horizon}", NEG),
+    ("{company} reduces its {growth} {aim} {horizon}", NEG),
     ("{company} could shed as many as {n} positions {horizon}", NEG),
 )
 
