@@ -9,7 +9,9 @@ A seeded suite of templated headlines about fictional companies (eval/behaviour_
 `--cases` per capability: minimum functionality tests (an expected label), invariance tests
 (two wordings of one fact; a failure is a label flip) and directional tests (stronger news;
 a failure is the news' label losing more than MARGIN of probability). Per capability it
-reports the failure rate with its 95 % Wilson interval and the worst failing cases.
+reports the failure rate with its 95 % Wilson interval, how many of its frames (templates) have
+a failing case, and the worst failing cases. A frame's cases tend to fail together, so the
+interval is the rate's on these frames' wordings; other wordings of the skill may fare otherwise.
 `finsent evaluate --behaviour` runs the same suite on every model it evaluates.
 
 Anything with `predict_proba(texts) -> (n, 3) array` in LABELS order can be tested:
@@ -174,7 +176,11 @@ def run_suite(model, suite: list[Case], margin: float = MARGIN, examples: int = 
         failing = sorted((j for j in judged if j["severity"] > 0), key=lambda j: -j["severity"])
         failures = len(failing)
         result = {"kind": capability.kind, "title": capability.title, "cases": len(cases), "failures": failures,
-                  "failure_rate": failures / len(cases), "interval": wilson_interval(failures, len(cases))}
+                  "failure_rate": failures / len(cases), "interval": wilson_interval(failures, len(cases)),
+                  # a template's cases tend to fail together, so the interval holds for these frames' wordings,
+                  # not for the skill in other words: how many frames fail says how broad a failure is
+                  "frames": len({c.template for c in cases}),
+                  "failing_frames": len({c.template for c, j in zip(cases, judged, strict=True) if j["severity"] > 0})}
         if capability.kind == "MFT":
             result["by_label"] = {label: {"cases": sum(c.label == label for c in cases),
                                           "failures": sum(j["severity"] > 0 and c.label == label

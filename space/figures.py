@@ -116,7 +116,8 @@ def reliability_diagram(calibration: dict, title: str = "Reliability: confidence
 
 
 def behaviour_table(results: dict, titles: dict[str, str]) -> str | None:
-    """Markdown: eval/behaviour.py's failure rate per capability, "12 % [7, 20]" (its Wilson interval), one column
+    """Markdown: eval/behaviour.py's failure rate per capability, "12 % [7, 20], 3 of 11 frames" (its Wilson
+    interval, and the templates with a failing case where the results count them), one column
     per run of `titles` ({run name: column title}) that has behaviour results; None when none has.
 
     `results` is eval_results.json: its `behaviour` section describes the suite, each run's `behaviour` holds
@@ -127,18 +128,24 @@ def behaviour_table(results: dict, titles: dict[str, str]) -> str | None:
             if suite and (results["runs"].get(name) or {}).get("behaviour")]
     if not runs:
         return None
+    framed = all("frames" in capability for _, behaviour in runs for capability in behaviour.values())
     lines = ["| capability | test | cases | " + " | ".join(title for title, _ in runs) + " |",
              "| --- | --- | ---: |" + " ---: |" * len(runs)]
     for name, first in runs[0][1].items():
-        cells = [_rate(behaviour[name]) if name in behaviour else "" for _, behaviour in runs]
+        cells = [_rate(behaviour[name], framed) if name in behaviour else "" for _, behaviour in runs]
         lines.append(f"| {first['title']} | {first['kind']} | {first['cases']} | " + " | ".join(cells) + " |")
     lines += ["", f"Share of failed cases, % [{suite['level'] * 100:.0f} % {suite['interval']} interval], on "
               f"{suite['cases']} cases of templated headlines about fictional companies (seed {suite['seed']}). "
               "A failure: "
               + "; ".join(f"{kind}, {what}" for kind, what in suite["failures"].items()) + "."]
+    if framed:
+        lines[-1] += (" Frames: the capability's sentence templates with a failing case, of all its templates. A "
+                      "frame's cases tend to fail together, so the interval holds for these frames' wordings, not "
+                      "for the skill in other words.")
     return "\n".join(lines)
 
 
-def _rate(capability: dict) -> str:
+def _rate(capability: dict, framed: bool = False) -> str:
     low, high = capability["interval"]
-    return f"{capability['failure_rate'] * 100:.0f} % [{low * 100:.0f}, {high * 100:.0f}]"
+    rate = f"{capability['failure_rate'] * 100:.0f} % [{low * 100:.0f}, {high * 100:.0f}]"
+    return f"{rate}, {capability['failing_frames']} of {capability['frames']} frames" if framed else rate
