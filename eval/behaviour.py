@@ -180,7 +180,7 @@ def run_suite(model, suite: list[Case], margin: float = MARGIN, examples: int = 
                   # a template's cases tend to fail together, so the interval holds for these frames' wordings,
                   # not for the skill in other words: how many frames fail says how broad a failure is
                   "frames": len({c.template for c in cases}),
-                  "failing_frames": len({c.template for c, j in zip(cases, judged, strict=True) if j["severity"] > 0})}
+                  "failing_frames": len({j["template"] for j in failing})}
         if capability.kind == "MFT":
             result["by_label"] = {label: {"cases": sum(c.label == label for c in cases),
                                           "failures": sum(j["severity"] > 0 and c.label == label
