@@ -75,6 +75,13 @@ def intervals(y_true, y_pred, *, samples: int = SAMPLES, seed: int = SEED, level
     }
 
 
+def mean_interval(values, *, samples: int = SAMPLES, seed: int = SEED, level: float = LEVEL) -> list[float]:
+    """Percentile bootstrap interval of the mean of `values` (one number per item, items resampled)."""
+    values = np.asarray(values, dtype=float)
+    rows = np.random.default_rng(seed).integers(0, len(values), size=(samples, len(values)))
+    return _interval(values[rows].mean(axis=1), level)
+
+
 def wilson_interval(count: int, total: int, level: float = LEVEL) -> list[float]:
     """[low, high]: the Wilson score interval of the proportion count/total; unlike p +- z*se it stays inside
     [0, 1] and is not empty at 0 or `total` failures. [0, 1] when total is 0."""

@@ -145,40 +145,40 @@ class Explanation:
         return pieces
 
 
-Scorer = Callable[[list[str]], "object"]  # texts -> (N, 3) array of P(label), in LABELS' order
+# (text, its variants) -> a (1 + N, 3) array of P(label) in LABELS' order: the text's row, then each variant's
+Scorer = Callable[[str, list[str]], "object"]
 
 
 def variants(text: str) -> tuple[list[tuple[int, int]], list[str]]:
-    """The words' spans and the texts to score: the text itself, then one without each word."""
+    """The words' spans, and the text without each word in turn."""
     spans = units(text)
-    return spans, [text, *(without(text, [span]) for span in spans)]
-
-
-def explain_many(texts: Sequence[str], score: Scorer, truncated: Sequence[bool] | None = None) -> list[Explanation]:
-    """Explanations of several texts, every variant of them scored in one call of `score`.
-
-    `score` gets the texts as they should be read (already fitted to the model's window) and returns their
-    P(label) rows. A word that is the whole text is weighed against the empty headline.
-    """
-    plans = [variants(text) for text in texts]
-    rows = score([t for _, batch in plans for t in batch])
-    explanations, at = [], 0
-    for n, (text, (spans, batch)) in enumerate(zip(texts, plans, strict=True)):
-        probs = rows[at : at + len(batch)]
-        at += len(batch)
-        full = dict(zip(LABELS, map(float, probs[0]), strict=True))
-        words = [Word(text[start:end], start, end,
-                      {label: float(probs[0][j] - probs[1 + i][j]) for j, label in enumerate(LABELS)})
-                 for i, (start, end) in enumerate(spans)]
-        explanations.append(Explanation(text, full, words, bool(truncated[n]) if truncated else False))
-    return explanations
+    return spans, [without(text, [span]) for span in spans]
 
 
 def explain(text: str, score: Scorer, truncated: bool = False) -> Explanation:
-    """One text's explanation: the text and each variant without one word, in one call of `score`."""
-    return explain_many([text], score, [truncated])[0]
+    """One text's explanation: the text and each variant without one word, in one call of `score`.
+
+    `text` is as the model should read it (already fitted to its window). A word that is the whole text
+    is weighed against the empty headline.
+    """
+    spans, texts = variants(text)
+    probs = score(text, texts)
+    full = dict(zip(LABELS, map(float, probs[0]), strict=True))
+    words = [Word(text[start:end], start, end,
+                  {label: float(probs[0][j] - probs[1 + i][j]) for j, label in enumerate(LABELS)})
+             for i, (start, end) in enumerate(spans)]
+    return Explanation(text, full, words, truncated)
 
 
-def classifier_scorer(classifier, batch_size: int | None = None) -> Scorer:
-    """A Classifier's predict_proba as a Scorer: by default all the texts in one batch."""
-    return lambda texts: classifier.predict_proba(texts, batch_size=batch_size or max(1, len(texts)))
+def batch_scorer(predict_proba) -> Scorer:
+    """A texts -> (N, 3) function as a Scorer: the text and its variants in one call."""
+    return lambda text, texts: predict_proba([text, *texts])
+
+
+def classifier_scorer(classifier) -> Scorer:
+    """A Classifier as a Scorer: the text and its variants in one batch (so they share its prefix cache).
+
+    Reusing the text's own key/value cache up to each variant's missing word was tried and measured slower on
+    the CPU: the batch is still as wide as its longest row, the one without the first word (BENCHMARKS.md).
+    """
+    return batch_scorer(lambda texts: classifier.predict_proba(texts, batch_size=len(texts)))

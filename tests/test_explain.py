@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from finsent.space.classifier import LABELS, load_classifier
-from finsent.space.explain import MAX_UNITS, classifier_scorer, explain, explain_many, units, without
+from finsent.space.explain import MAX_UNITS, batch_scorer, classifier_scorer, explain, units, without
 
 
 def words(text):
@@ -46,7 +46,7 @@ def test_leaving_a_word_out_keeps_one_space():
     assert without("Up", [(0, 2)]) == ""
 
 
-def scripted(texts):
+def scripted_proba(texts):
     """One word decides: 'plunges' makes it negative (0.9), otherwise neutral (0.8); 'Norvale' nudges positive."""
     rows = []
     for text in texts:
@@ -60,6 +60,9 @@ def scripted(texts):
     return np.array(rows)
 
 
+scripted = batch_scorer(scripted_proba)
+
+
 def test_the_deciding_word_weighs_most_and_leaving_it_out_flips_the_label():
     explained = explain("Norvale profit plunges after a weak quarter", scripted)
     assert explained.label == "negative"
@@ -68,7 +71,7 @@ def test_the_deciding_word_weighs_most_and_leaving_it_out_flips_the_label():
     assert top.change == pytest.approx({"negative": 0.8, "neutral": -0.73, "positive": -0.07})
     others = [explained.weight(w) for w in explained.words if w is not top]
     assert max(others) < explained.weight(top) and max(map(abs, others)) < 0.05
-    flipped = scripted([without(explained.text, [(top.start, top.end)])])[0]
+    flipped = scripted_proba([without(explained.text, [(top.start, top.end)])])[0]
     assert LABELS[int(np.argmax(flipped))] != explained.label
 
 
@@ -84,16 +87,16 @@ def test_the_answer_as_data_and_as_highlighted_text():
     assert pieces[1] == ("  ", None)
 
 
-def test_many_texts_go_to_the_scorer_in_one_call():
+def test_the_text_and_its_variants_go_to_the_scorer_in_one_call():
     calls = []
 
-    def counting(texts):
-        calls.append(len(texts))
-        return scripted(texts)
+    def counting(text, texts):
+        calls.append((text, len(texts)))
+        return scripted(text, texts)
 
-    many = explain_many(["Norvale plunges", "Up", "Kestrel wins an order"], counting)
-    assert calls == [(1 + 2) + (1 + 1) + (1 + 4)]
-    assert [len(e.words) for e in many] == [2, 1, 4]
+    assert len(explain("Kestrel wins an order", counting).words) == 4
+    assert len(explain("Up", counting).words) == 1
+    assert calls == [("Kestrel wins an order", 4), ("Up", 1)]
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +104,13 @@ def tiny_classifier(tiny_phi):
     return load_classifier(str(tiny_phi), dtype="float32")
 
 
-def test_one_batch_gives_what_each_variant_scores_alone_in_fp32(tiny_classifier):
-    text = "Kessel Bank set aside another EUR 300 million for loan losses in the third quarter"
+@pytest.mark.parametrize("text", [
+    "Kessel Bank set aside another EUR 300 million for loan losses in the third quarter",
+    "Up",
+    "Norvale " * 60,  # more words than MAX_UNITS: phrases
+])
+def test_one_batch_gives_what_each_variant_scores_alone_in_fp32(tiny_classifier, text):
+    text = text.strip()
     explained = explain(text, classifier_scorer(tiny_classifier))
     spans = units(text)
     alone = np.stack([tiny_classifier.predict_proba([t], batch_size=1)[0]
