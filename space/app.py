@@ -41,10 +41,12 @@ try:  # inside the project: finsent.space; deployed alone as a Space: top-level 
     from . import figures
     from .classifier import DEFAULT_ADAPTER, LABELS, TEXT_COLUMNS, load_classifier
     from .embedded import EMBEDDED_MODEL_ID
+    from .explain import Explanation, batch_scorer, explain
 except ImportError:
     import figures
     from classifier import DEFAULT_ADAPTER, LABELS, TEXT_COLUMNS, load_classifier
     from embedded import EMBEDDED_MODEL_ID
+    from explain import Explanation, batch_scorer, explain
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,11 @@ except ImportError:
     spaces, ON_ZERO_GPU = None, False
 
 MAX_QUEUED_BATCH = 16  # single-headline requests waiting in the queue, scored together
+# The Headline tab's explanation costs about 3x a plain call on the default model on a 2-core CPU (BENCHMARKS.md,
+# "Explanations"), more than the 2x that would make it free enough to show unasked: so it waits for its checkbox.
+EXPLAIN_BY_DEFAULT = False
+TOO_LONG = "The headline was too long; only its beginning was read."
+EMPTY = "Type a headline first."
 EXAMPLES = [  # written for this app; fictional companies
     "Kestrel Oyj raises its full-year operating profit forecast",
     "Norvale Group to cut 450 jobs as orders slump",
@@ -125,15 +132,15 @@ class Settings:
 _services: weakref.WeakValueDictionary[int, Service] = weakref.WeakValueDictionary()
 
 
-def gpu_seconds(service_id: int, texts: list[str]) -> int:
+def gpu_seconds(service_id: int, texts: list[str], batch_size: int = 32) -> int:
     """ZeroGPU's time allowance for one call, sized to the batch: 39 headlines/s for 4-bit Phi-2 on an H200
     (BENCHMARKS.md), so a few seconds for a full batch; the rest is start-up margin."""
     return min(120, 20 + len(texts) // 10)
 
 
-def predict_probabilities(service_id: int, texts: list[str]):
+def predict_probabilities(service_id: int, texts: list[str], batch_size: int = 32):
     """P(label) for each text, as an (N, 3) array: the GPU work, module-level so ZeroGPU can run it."""
-    return _services[service_id].classifier.predict_proba(texts, batch_size=32)
+    return _services[service_id].classifier.predict_proba(texts, batch_size=batch_size)
 
 
 if spaces is not None:
@@ -204,8 +211,8 @@ class Service:
         """The headline cut to what the model can take after the prompt; whether it was cut."""
         return self.classifier.fit(text)
 
-    def predict(self, texts: list[str]):
-        return predict_probabilities(self.id, texts)
+    def predict(self, texts: list[str], batch_size: int = 32):
+        return predict_probabilities(self.id, texts, batch_size)
 
     def classify(self, text: str):
         """One headline -> ({label: probability}, notice)."""
@@ -224,11 +231,20 @@ class Service:
         for i in range(len(texts)):
             if i not in fitted:
                 labels.append(None)
-                notices.append("Type a headline first.")
+                notices.append(EMPTY)
                 continue
             labels.append({label: float(p) for label, p in zip(LABELS, probs[i], strict=True)})
-            notices.append("The headline was too long; only its beginning was read." if fitted[i][1] else "")
+            notices.append(TOO_LONG if fitted[i][1] else "")
         return labels, notices
+
+    def explain(self, text: str) -> tuple[Explanation | None, str]:
+        """One headline -> (why its label: space/explain.py, or None; notice). The headline and each variant
+        without one of its words go to the model in one batch; character offsets are into the text as given."""
+        if not (text and text.strip()):
+            return None, EMPTY
+        fitted, cut = self.fit(text)
+        explained = explain(fitted, batch_scorer(lambda texts: self.predict(texts, batch_size=len(texts))), cut)
+        return explained, TOO_LONG if cut else ""
 
     def classify_batch(self, lines: str, upload: str | None):
         """Many headlines (one per line, or a CSV) -> (table rows, label chart, CSV file, notice)."""
@@ -298,8 +314,8 @@ class Tools:
     """What the app answers, all of it through the one Service.
 
     The browser's events, /classify and /classify_batch, answer with what their components show (gradio_client
-    calls them too). The MCP tools, classify_headline and classify_headlines, answer with data: JSON, and bad
-    input is a tool error. An MCP client sees each tool's name and docstring, so those speak to the caller.
+    calls them too). The MCP tools, classify_headline, classify_headlines and explain_headline, answer with data:
+    JSON, and bad input is a tool error. An MCP client sees each tool's name and docstring, so those speak to the caller.
     """
 
     def __init__(self, service: Service):
@@ -315,6 +331,15 @@ class Tools:
     def classify_batch(self, lines: str, upload: str | None = None):
         """Headlines, one per line or a CSV's `text` column -> table, chart of the labels, CSV file, notice."""
         return self.service.classify_batch(lines, upload)
+
+    def explain_view(self, headline: str, show: bool):
+        """The Headline tab's explanation: the headline highlighted by each word's push, and its legend; both
+        hidden while the checkbox is off or the box is empty."""
+        if not show or not (headline and headline.strip()):
+            return gr.HighlightedText(value=None, visible=False), gr.Markdown(value="", visible=False)
+        explained, _ = self.service.explain(headline)
+        return (gr.HighlightedText(value=highlighted(explained), visible=True),
+                gr.Markdown(value=legend(explained), visible=True))
 
     # The MCP tools. Gradio makes the docstring the tool's description, joining the Returns lines with ", ":
     # one clause a line. The return annotation is what gr.api sends back: without it, nothing.
@@ -358,6 +383,42 @@ class Tools:
         labels, notices = self.service.classify_many(headlines)
         return json.dumps([{"text": text, **answer(probabilities, notice)}
                            for text, probabilities, notice in zip(headlines, labels, notices, strict=True)])
+
+
+    def explain_headline(self, headline: str) -> str:
+        """Say which words of a financial news headline drove its sentiment label, and how much.
+
+        Args:
+            headline: one financial news headline in English, e.g. "Kestrel Oyj raises its full-year profit forecast".
+
+        Returns:
+            JSON: {"label": "positive", "probabilities": {"negative": 0.05, "neutral": 0.15, "positive": 0.8}, "words": [{"word": "raises", "start": 12, "end": 18, "weight": 0.41}]}
+            a word's weight is how much the label's probability falls when that word is left out: above 0 it pushed toward the label, below 0 away from it
+            start and end are character offsets into the headline as sent; a number keeps its currency and units as one word
+            "notice" is added only when the headline was too long and only its beginning was read
+            a tool error with a one-line message for an empty headline
+        """
+        explained, notice = self.service.explain(headline)
+        if explained is None:
+            raise refusal(notice)
+        data = explained.as_dict()
+        data.pop("truncated", None)
+        return json.dumps({**data, "notice": notice} if notice else data)
+
+
+def highlighted(explained: Explanation) -> list[tuple[str, float | None]]:
+    """The headline for gr.HighlightedText: each word's weight scaled so the strongest push is full colour."""
+    pieces = explained.highlighted()
+    strongest = max((abs(w) for _, w in pieces if w is not None), default=0.0) or 1.0
+    return [(piece, None if w is None else round(w / strongest, 3)) for piece, w in pieces]
+
+
+def legend(explained: Explanation) -> str:
+    """One line that says how to read the colours, and the strongest word."""
+    top = explained.top(1)
+    strongest = f" Strongest: **{top[0].text}** ({explained.weight(top[0]):+.2f})." if top else ""
+    return (f"Red words pushed toward **{explained.label}**, purple ones away from it; the deeper the colour, the "
+            f"bigger the push (how much P({explained.label}) falls when the word is left out).{strongest}")
 
 
 def answer(probabilities: dict[str, float], notice: str) -> dict:
@@ -443,15 +504,23 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
         with gr.Tab("Headline"):
             text = gr.Textbox(label="Headline", placeholder=EXAMPLES[0], lines=2)
             button = gr.Button("Classify", variant="primary")
+            show_why = gr.Checkbox(label="Explain: which words drove the label (about 3x the time)",
+                                   value=EXPLAIN_BY_DEFAULT)
             label = gr.Label(label="Sentiment", num_top_classes=len(LABELS))
             notice = gr.Markdown()
+            why = gr.HighlightedText(label="Why this label", visible=False, show_legend=False,
+                                     show_inline_category=False, elem_id="why")
+            why_legend = gr.Markdown(visible=False, elem_id="why-legend")
             gr.Examples(EXAMPLES, inputs=text)
             batched = {"batch": True, "max_batch_size": MAX_QUEUED_BATCH}
+            explained = {"fn": tools.explain_view, "inputs": [text, show_why], "outputs": [why, why_legend],
+                         "api_visibility": "private"}
             # "undocumented": callable by gradio_client and over HTTP, but neither on the API page nor an MCP tool
             button.click(tools.classify, inputs=text, outputs=[label, notice], api_name="classify",
-                         api_visibility="undocumented", **batched)
+                         api_visibility="undocumented", **batched).then(**explained)
             text.submit(tools.classify, inputs=text, outputs=[label, notice], api_visibility="private",
-                        **batched)
+                        **batched).then(**explained)
+            show_why.change(**explained)
         with gr.Tab("Batch"):
             lines = gr.Textbox(label="Headlines, one per line", lines=8)
             upload = gr.File(label="…or a CSV with a `text` column", file_types=[".csv", ".txt"], type="filepath")
@@ -466,9 +535,10 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
             about_text = gr.Markdown()
             about_plot = gr.Plot(label="Confusion matrix")
         # The MCP tools: Gradio's MCP server lists the documented endpoints, named after their functions
-        # (gradio/mcp.py get_tool_to_endpoint), so these two are the whole list; the events above are undocumented.
+        # (gradio/mcp.py get_tool_to_endpoint), so these three are the whole list; the events above are undocumented.
         gr.api(tools.classify_headline, api_name="classify_headline")
         gr.api(tools.classify_headlines, api_name="classify_headlines")
+        gr.api(tools.explain_headline, api_name="explain_headline")
         app.load(service.status, outputs=status, api_visibility="private")
         app.load(lambda: _about(service), outputs=[about_text, about_plot], api_visibility="private")
     app.queue(default_concurrency_limit=settings.concurrency, max_size=64)

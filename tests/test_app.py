@@ -217,3 +217,31 @@ def test_an_adapter_by_hub_id_serves_and_shows_its_results(local_hub, tiny_phi, 
         text, figure = bare.about()
     assert "No evaluation results travel with this model." in text and figure is None
     assert any("no eval_results.json for tester/bare" in r.getMessage() for r in caplog.records)
+
+
+def test_explain_a_headline_of_one_word_none_and_2000_characters(service):
+    from finsent.space.explain import MAX_UNITS
+
+    explained, notice = service.explain("Up")
+    assert [w.text for w in explained.words] == ["Up"] and notice == ""
+    assert explained.weight(explained.words[0]) == pytest.approx(
+        explained.probabilities[explained.label] - service.classifier.predict_proba([""])[0][LABELS.index(
+            explained.label)], abs=1e-2)  # one word against the empty headline
+    assert service.explain("  \n") == (None, "Type a headline first.")
+    long = "Kestrel Oyj raises its outlook and " * 70  # 2,450 characters: cut to 2,000, explained by phrases
+    explained, notice = service.explain(long)
+    assert "too long" in notice and explained.truncated and len(explained.text) <= 2000
+    assert len(explained.words) == MAX_UNITS and explained.words[0].start == 0
+
+
+def test_the_explanation_view_is_hidden_until_asked_for(service):
+    from finsent.space.app import Tools
+
+    tools = Tools(service)
+    hidden, legend = tools.explain_view("Kestrel Oyj lifts its outlook", False)
+    assert hidden.visible is False and legend.visible is False
+    shown, legend = tools.explain_view("Kestrel Oyj lifts its outlook", True)
+    pieces = shown.value["root"] if isinstance(shown.value, dict) else shown.value
+    weights = [piece[1] if isinstance(piece, (list, tuple)) else piece["class_or_confidence"] for piece in pieces]
+    assert max(abs(w) for w in weights if w is not None) == pytest.approx(1)  # the strongest push in full colour
+    assert "pushed toward" in legend.value and "Strongest:" in legend.value

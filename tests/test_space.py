@@ -151,9 +151,9 @@ def data(result):
     return payload
 
 
-def test_the_mcp_tools_are_the_two_data_tools_and_describe_themselves(mcp_app):
+def test_the_mcp_tools_are_the_three_data_tools_and_describe_themselves(mcp_app):
     tools, _ = mcp(mcp_app[0])
-    assert set(tools) == {"classify_headline", "classify_headlines"}  # not the browser's /classify, /classify_batch
+    assert set(tools) == {"classify_headline", "classify_headlines", "explain_headline"}  # not the browser's events
     single, many = tools["classify_headline"], tools["classify_headlines"]
     assert single.description.startswith("Label the sentiment of one financial news headline")
     assert '"label"' in single.description and '"probabilities"' in single.description  # the answer's shape
@@ -164,6 +164,10 @@ def test_the_mcp_tools_are_the_two_data_tools_and_describe_themselves(mcp_app):
     assert '"text"' in many.description and "batch limit" in many.description
     assert many.inputSchema["properties"]["headlines"]["type"] == "array"
     assert many.inputSchema["properties"]["headlines"]["items"] == {"type": "string"}
+    why = tools["explain_headline"]
+    assert why.description.startswith("Say which words of a financial news headline drove its sentiment label")
+    assert '"words"' in why.description and '"weight"' in why.description and "left out" in why.description
+    assert why.inputSchema["required"] == ["headline"]
 
 
 def test_classify_headline_answers_json_with_the_apps_probabilities(mcp_app):
@@ -197,6 +201,34 @@ def test_classify_headlines_answers_a_row_per_headline_and_no_figure(mcp_app):
     assert not any(word in result.content[0].text.lower() for word in ("plotly", "figure", "layout", ".csv"))
 
 
+def test_explain_headline_answers_each_words_weight_from_one_batch_of_the_apps_scorer(mcp_app):
+    url, service = mcp_app
+    headline = "  Kessel Bank set aside another EUR 300 million for loan losses."  # offsets into the text as sent
+    _, [result] = mcp(url, ("explain_headline", {"headline": headline}))
+    answer = data(result)
+    assert set(answer) == {"label", "probabilities", "words"}
+    words = [w["word"] for w in answer["words"]]
+    assert words == ["Kessel", "Bank", "set", "aside", "another", "EUR 300 million", "for", "loan", "losses."]
+    assert all(headline[w["start"]:w["end"]] == w["word"] for w in answer["words"])
+    variants = [headline] + [(headline[:w["start"]].strip() + " " + headline[w["end"]:].strip()).strip()
+                             for w in answer["words"]]
+    expected = service.classifier.predict_proba(variants, batch_size=len(variants))  # one batch, as explained
+    label = LABELS.index(answer["label"])
+    assert answer["label"] == LABELS[int(expected[0].argmax())]
+    assert [answer["probabilities"][k] for k in LABELS] == pytest.approx(expected[0], abs=1e-4)
+    assert [w["weight"] for w in answer["words"]] == pytest.approx(expected[0, label] - expected[1:, label], abs=1e-4)
+
+
+def test_explain_headline_of_one_word_and_of_an_over_long_one(mcp_app):
+    _, [one, long] = mcp(mcp_app[0], ("explain_headline", {"headline": "Profit"}),
+                         ("explain_headline", {"headline": "Kestrel profit " * 200}))
+    one, long = data(one), data(long)
+    assert [w["word"] for w in one["words"]] == ["Profit"] and "notice" not in one
+    assert long["notice"] == "The headline was too long; only its beginning was read."
+    assert 1 < len(long["words"]) <= 40  # neighbouring words explained together: one batch of at most 41 texts
+    assert long["words"][0]["start"] == 0 and long["words"][-1]["end"] <= 2000
+
+
 @pytest.mark.parametrize("progress", [False, True], ids=["plain", "with-progress"])
 def test_bad_input_is_a_tool_error_with_one_line(mcp_app, progress):
     """Gradio's MCP server answers a call two ways (with progress updates or without); the message is the same."""
@@ -205,6 +237,7 @@ def test_bad_input_is_a_tool_error_with_one_line(mcp_app, progress):
                      ("classify_headlines", {"headlines": []}),
                      ("classify_headlines", {"headlines": [HEADLINES[0], ""]}),
                      ("classify_headlines", {"headlines": HEADLINES + ["Tundra Robotics wins an order"]}),
+                     ("explain_headline", {"headline": " \n "}),
                      progress=progress)
     assert all(result.isError for result in results)
     assert [result.content[0].text for result in results] == [
@@ -212,6 +245,7 @@ def test_bad_input_is_a_tool_error_with_one_line(mcp_app, progress):
         "Give at least one headline.",
         "Headline 2 of 2 is empty; send only headlines with text.",
         "At most 3 headlines a call; got 4. Send them in smaller batches.",
+        "Type a headline first.",
     ]
 
 
