@@ -2,6 +2,7 @@
 
     finsent classify news.csv -o labelled.parquet       # or: python eval/classify.py news.csv -o labelled.parquet
     cat headlines.txt | finsent classify - -o -         # one headline a line in, CSV out
+    finsent classify news.csv -o why.csv --explain 3     # and the 3 words that drove each label (space/explain.py)
     accelerate launch --num_processes 2 eval/classify.py news.parquet -o labelled.parquet   # sharded over processes
 
 The input is read in chunks (--chunk_rows) and each chunk's scores are written to a part file in
@@ -14,7 +15,11 @@ compares texts: Unicode NFKC, whitespace and case folded) is scored once and its
 
 The output holds every input column in input order, then `label`, the probability of each label
 and `status` (empty for a labelled row; truncated: labelled on its beginning; missing, empty or
-not text: no label). The run's provenance (models, adapter digest, prompt version, prior,
+not text: no label); with `--explain K`, an `explanation` column: a JSON list of the K words that
+pushed most toward the label, [{"word", "start", "end", "weight"}], weight being how much the label's
+probability falls when the word is left out (each headline and its variants are scored in one batch,
+which then gives its label and probabilities too; a repeat carries its first occurrence's words and
+offsets). The run's provenance (models, adapter digest, prompt version, prior,
 temperature, finsent version, date, counts) is in the Parquet file's key-value metadata, or in
 OUTPUT.json beside a CSV. The scorer is the app's and eval/evaluate.py's (classifier.py), with
 the adapter's temperature and the label prior as there. SOURCE_DATE_EPOCH, if set, is the date
@@ -50,6 +55,7 @@ from finsent.eval.headline_tables import Chunk, open_table, output_format, write
 from finsent.space.adapter_info import local_weights, weights_sha256
 from finsent.space.classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION
 from finsent.space.embedded import EMBEDDED_MODEL_ID
+from finsent.space.explain import classifier_scorer, explain
 from finsent.train.data import UsageError, text_key
 
 logger = logging.getLogger("finsent.classify")
@@ -57,6 +63,7 @@ logger = logging.getLogger("finsent.classify")
 LABELLED = ("", "truncated")  # statuses of rows that get a label
 KEY, PENDING = "\x00key", "\x00pending"  # columns of the part files only: a row's headline digest; a repeat
 ADDED = ("label", *LABELS, "status")  # the columns classify adds, named "\x00label" & co. in the part files
+EXPLANATION = "explanation"  # added after them with --explain
 IN_CLAUSE = 500  # digests looked up in one SQL statement
 
 
@@ -79,6 +86,9 @@ def make_parser() -> argparse.ArgumentParser:
                         "labelled file whose label mix to take")
     parser.add_argument("--prefix", default="", help="put before the added column names (label, negative, neutral, "
                         "positive, status) where the input has columns of those names, e.g. pred_")
+    parser.add_argument("--explain", type=int, default=0, metavar="K",
+                        help="add an `explanation` column: the K words that pushed most toward each label, with their "
+                        "weights, as JSON (several times slower: BENCHMARKS.md, Explanations)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no log; the closing line stays")
     parser.add_argument("--batch_size", type=int, default=32, help="headlines per model call")
@@ -126,7 +136,7 @@ def classify(args: argparse.Namespace) -> str | None:
     base, adapter = models(args)
     table = open_table(args.input, args.format, args.text_column, args.dataset_config)
     try:
-        clash = [args.prefix + name for name in ADDED if args.prefix + name in table.columns]
+        clash = [args.prefix + name for name in added(args) if args.prefix + name in table.columns]
         if clash:
             raise UsageError(f"{args.input}: it already has column(s) {clash}; pass --prefix pred_ (or rename them)")
         if table.rows == 0:
@@ -142,11 +152,16 @@ def classify(args: argparse.Namespace) -> str | None:
                 return None
             provenance = {**provenance, "input": args.input, "rows": table.rows, "created": parts.created}
             counts = Counter()
-            write_table(args.output, parts.merged(table.rows, args.chunk_rows, args.prefix, counts),
+            write_table(args.output, parts.merged(table.rows, args.chunk_rows, args.prefix, counts, added(args)),
                         lambda: {**provenance, "counts": dict(counts)}, parts.folder)
     finally:
         table.close()
     return closing_line(args.output, table.rows, counts, done, time.perf_counter() - start)
+
+
+def added(args) -> tuple[str, ...]:
+    """The columns this run adds, in order."""
+    return (*ADDED, EXPLANATION) if args.explain else ADDED
 
 
 def models(args) -> tuple[str, str | None]:
@@ -176,6 +191,7 @@ def settings(base, adapter, prior, classifier, table, args, state) -> dict:
         "text_column": table.text_column,
         "chunk_rows": args.chunk_rows,
         "batch_size": args.batch_size,  # which headlines share a model call moves the last bits of a score
+        **({"explain": args.explain} if args.explain else {}),  # explained: each headline with its variants
     }
 
 
@@ -184,6 +200,8 @@ def check_flags(args) -> None:
     for name in ("batch_size", "chunk_rows"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} {getattr(args, name)}: give a whole number of 1 or more")
+    if args.explain < 0:
+        raise UsageError(f"--explain {args.explain}: give how many words to list, 1 or more (0: no explanation)")
     if args.output != "-" and Path(args.output).exists() and not args.overwrite:
         raise UsageError(f"-o {args.output}: it exists; pass --overwrite to replace it, or write elsewhere")
 
@@ -222,8 +240,12 @@ def score_chunks(table, classifier, parts: Parts, args, state) -> int:
 def scored_part(chunk: Chunk, keys, earlier: set, first: dict, classifier, args) -> pa.Table:
     """The chunk's rows with their labels, probabilities and status; repeats of earlier chunks left to the merge."""
     fitted = [classifier.fit(chunk.texts[row]) for row in first.values()]
-    probs = classifier.predict_proba([text for text, _ in fitted], batch_size=args.batch_size) if fitted \
-        else np.zeros((0, len(LABELS)))
+    explanations = [explain(text, classifier_scorer(classifier), cut) for text, cut in fitted] if args.explain else []
+    if explanations:  # each headline's own batch with its variants gave its probabilities too
+        probs = np.array([[e.probabilities[label] for label in LABELS] for e in explanations])
+    else:
+        probs = classifier.predict_proba([text for text, _ in fitted], batch_size=args.batch_size) if fitted \
+            else np.zeros((0, len(LABELS)))
     where = {key: i for i, key in enumerate(first)}
     table = np.full((len(keys), len(LABELS)), np.nan)
     status, pending = list(chunk.status), [False] * len(keys)
@@ -235,6 +257,9 @@ def scored_part(chunk: Chunk, keys, earlier: set, first: dict, classifier, args)
             pending[row] = key in earlier
     labels = [LABELS[int(p.argmax())] if not np.isnan(p[0]) else "" for p in table]
     columns = {"label": labels, **{label: table[:, j] for j, label in enumerate(LABELS)}, "status": status}
+    if args.explain:
+        words = [json.dumps(e.top_dict(args.explain)["words"], ensure_ascii=False) for e in explanations]
+        columns[EXPLANATION] = [words[where[key]] if key in where else None for key in keys]
     rows = chunk.rows
     for name, values in {**{f"\x00{k}": v for k, v in columns.items()}, KEY: [k or b"" for k in keys],
                          PENDING: pending}.items():
@@ -324,14 +349,14 @@ class Parts:
         pq.write_table(rows.replace_schema_metadata({b"input_sha256": chain.encode()}), tmp)
         tmp.replace(self.path(index))
 
-    def merged(self, rows: int, chunk_rows: int, prefix: str, counts: Counter):
+    def merged(self, rows: int, chunk_rows: int, prefix: str, counts: Counter, names=ADDED):
         """The parts in input order, repeats filled from their first occurrence; counts what it yields."""
         with closing(sqlite3.connect(self.folder / "merge.db")) as db:
             db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; DROP TABLE IF EXISTS scores; "
-                             "CREATE TABLE scores (k BLOB PRIMARY KEY, status TEXT, a REAL, b REAL, c REAL)")
+                             "CREATE TABLE scores (k BLOB PRIMARY KEY, status TEXT, a REAL, b REAL, c REAL, why TEXT)")
             for index in range(math.ceil(rows / chunk_rows)):
                 part = pq.read_table(self.path(index)).replace_schema_metadata(None)
-                yield fill_repeats(part, db, prefix, counts)
+                yield fill_repeats(part, db, prefix, counts, names)
 
     def __enter__(self):
         return self
@@ -343,30 +368,32 @@ class Parts:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def fill_repeats(part: pa.Table, db, prefix: str, counts: Counter) -> pa.Table:
+def fill_repeats(part: pa.Table, db, prefix: str, counts: Counter, names=ADDED) -> pa.Table:
     keys, pending = part.column(KEY).to_pylist(), part.column(PENDING).to_pylist()
     status = part.column("\x00status").to_pylist()
     probs = np.stack([part.column(f"\x00{label}").to_numpy(zero_copy_only=False) for label in LABELS], axis=1)
-    new = [(k, s, *map(float, p)) for k, s, p, wait in zip(keys, status, probs, pending, strict=True)
+    why = part.column(f"\x00{EXPLANATION}").to_pylist() if EXPLANATION in names else [None] * len(keys)
+    new = [(k, s, *map(float, p), w) for k, s, p, w, wait in zip(keys, status, probs, why, pending, strict=True)
            if s in LABELLED and not wait]
-    db.executemany("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?)", new)
+    db.executemany("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?, ?)", new)
     counts["scored"] += len({row[0] for row in new})
     wanted = {k for k, wait in zip(keys, pending, strict=True) if wait}
-    found = {k: rest for k, *rest in select_keys(db, "SELECT k, status, a, b, c FROM scores", wanted)}
+    found = {k: rest for k, *rest in select_keys(db, "SELECT k, status, a, b, c, why FROM scores", wanted)}
     labels = part.column("\x00label").to_pylist()
     for row, (key, wait) in enumerate(zip(keys, pending, strict=True)):
         if wait:
-            status[row], *values = found[key]
+            status[row], *values, why[row] = found[key]
             probs[row] = values
             labels[row] = LABELS[int(np.argmax(values))]
     for value in status:
         counts[value or "labelled"] += 1
     counts["repeats"] = counts["labelled"] + counts["truncated"] - counts["scored"]
-    columns = {"label": labels, **{label: probs[:, j] for j, label in enumerate(LABELS)}, "status": status}
-    part = part.drop_columns([*(f"\x00{name}" for name in ADDED), KEY, PENDING])
-    for name in ADDED:
+    columns = {"label": labels, **{label: probs[:, j] for j, label in enumerate(LABELS)}, "status": status,
+               EXPLANATION: why}
+    part = part.drop_columns([*(f"\x00{name}" for name in names), KEY, PENDING])
+    for name in names:
         values = columns[name]
-        array = pa.array(values, pa.string()) if name in ("label", "status") else \
+        array = pa.array(values, pa.string()) if name in ("label", "status", EXPLANATION) else \
             pa.array(values, pa.float64(), mask=np.isnan(values))  # no label, no probabilities: null
         part = part.append_column(prefix + name, array)
     return part

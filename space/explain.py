@@ -132,6 +132,14 @@ class Explanation:
                           for w in self.words]}
         return {**data, "truncated": True} if self.truncated else data
 
+    def top_dict(self, k: int, digits: int = 4) -> dict:
+        """as_dict() with only the k words that pushed most toward the label, strongest first."""
+        top = set(map(id, self.top(k)))
+        data = self.as_dict(digits)
+        data["words"] = sorted((w for w, word in zip(data["words"], self.words, strict=True) if id(word) in top),
+                               key=lambda w: -w["weight"])
+        return data
+
     def highlighted(self) -> list[tuple[str, float | None]]:
         """The text as (piece, weight) pairs for gr.HighlightedText, the spaces between words unweighted."""
         pieces, last = [], 0

@@ -98,6 +98,34 @@ def test_a_csv_becomes_parquet_with_every_column_labels_and_provenance(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labelled.parquet", "news.csv"]  # the parts are gone
 
 
+def test_explain_adds_each_headlines_top_words_as_json_and_keeps_its_probabilities(tmp_path, news, evaluated):
+    from finsent.space.classifier import load_classifier
+    from finsent.space.explain import classifier_scorer, explain
+
+    plain, why = tmp_path / "plain.parquet", tmp_path / "why.parquet"
+    assert run(tmp_path, news, plain, evaluated, "--chunk_rows", "3") == 0
+    assert run(tmp_path, news, why, evaluated, "--chunk_rows", "3", "--explain", "2") == 0
+    table, before = pq.read_table(why), pq.read_table(plain)
+    assert table.column_names == ["id", "text", "source", *ADDED, "explanation"]
+    probs = np.stack([table.column(label).to_numpy(zero_copy_only=False) for label in LABELS], axis=1)
+    probs_before = np.stack([before.column(label).to_numpy(zero_copy_only=False) for label in LABELS], axis=1)
+    assert np.allclose(probs, probs_before, atol=1e-5, equal_nan=True)  # fp32: one batch or another, the same
+    texts, status = table.column("text").to_pylist(), table.column("status").to_pylist()
+    explanations = table.column("explanation").to_pylist()
+    assert [e is None for e in explanations] == [s != "" for s in status]  # the empty rows: none
+    assert explanations[9] == explanations[1] and explanations[10] == explanations[0]  # repeats: the first one's
+    from finsent.eval.evaluate import adapter_base
+
+    scorer = load_classifier(adapter_base(str(evaluated)), str(evaluated), load_in_4bit="false", dtype="float32")
+    for row in (0, 2, 5):
+        words = json.loads(explanations[row])
+        assert len(words) == 2 and words[0]["weight"] >= words[1]["weight"]
+        assert all(texts[row][w["start"]:w["end"]] == w["word"] for w in words)
+        expected = explain(texts[row], classifier_scorer(scorer))
+        assert [w["word"] for w in words] == [w.text for w in expected.top(2)]
+        assert [w["weight"] for w in words] == pytest.approx([expected.weight(w) for w in expected.top(2)], abs=1e-4)
+
+
 def test_app_evaluate_and_classify_give_the_same_probabilities(tmp_path, tiny_phi, evaluated):
     """One scorer: with a temperature and a skewed training mix to shift, the three agree to the last bit."""
     import shutil
@@ -341,6 +369,8 @@ def test_two_processes_give_one_process_output(tmp_path, evaluated):
     ("in.xlsx", b"PK", [], "unknown format '.xlsx'"),
     ("in.csv", b"text,label\nKestrel up,positive\n", [], "it already has column(s) ['label']; pass --prefix pred_"),
     ("in.csv", b"text\nKestrel up\n", ["--chunk_rows", "0"], "--chunk_rows 0: give a whole number of 1 or more"),
+    ("in.csv", b"text\nKestrel up\n", ["--explain", "-1"], "--explain -1: give how many words to list"),
+    ("in.csv", b"text,explanation\nKestrel up,x\n", ["--explain", "3"], "already has column(s) ['explanation']"),
     ("missing.csv", None, [], "missing.csv: no such file"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, evaluated, capsys, name, content, extra, message):
