@@ -25,7 +25,8 @@ the share of the ceiling, in the dtype each variant computes in, that each reach
 The levers, each changed alone from classify as shipped (batch 32, chunk_rows 4096, shared
 prefix, all threads, the default dtype), all through classify's main() on the first --lever_rows
 headlines, the shipped settings first on the same rows: batch 64/128/256, chunk_rows 512 (the
-length sort happens inside a chunk), the shared prefix off, 1 thread, and the other dtype (on
+length sort happens inside a chunk), the shared prefix off, 1 thread, `--explain 3` (the price of the
+explanation column, not a speed lever), and the other dtype (on
 --emulated_rows only where the machine lacks it natively: bf16 on a CPU without AMX/AVX-512 BF16
 scores ~8× slower than fp32). Models stay loaded between lever runs; a newly loaded one scores
 one warm-up batch outside the timing. The padding column is computed, not measured: padded over
@@ -51,9 +52,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-LEVERS = ("batch_size", "chunk_rows", "share_prefix", "threads", "dtype")
-SHIPPED = {"batch_size": 32, "chunk_rows": 4096, "share_prefix": True, "threads": None, "dtype": None}
-LEVER_VALUES = {"batch_size": (64, 128, 256), "chunk_rows": (512,), "share_prefix": (False,), "threads": (1,)}
+LEVERS = ("batch_size", "chunk_rows", "share_prefix", "threads", "dtype", "explain")
+SHIPPED = {"batch_size": 32, "chunk_rows": 4096, "share_prefix": True, "threads": None, "dtype": None, "explain": 0}
+LEVER_VALUES = {"batch_size": (64, 128, 256), "chunk_rows": (512,), "share_prefix": (False,), "threads": (1,),
+                "explain": (3,)}  # --explain 3: not a speed lever, the price of the explanation column
 DTYPES = ("bfloat16", "float32")  # the ceilings always measured
 
 # Fictional headlines: syllable-built company names in sectors, templates with numbers and metrics.
@@ -350,7 +352,7 @@ def threads(n: int | None):
 
 
 def run_classify(loader: Loader, source: Path, output: Path, args, *, batch_size: int, chunk_rows: int,
-                 share_prefix: bool, n_threads: int | None, dtype: str | None) -> dict:
+                 share_prefix: bool, n_threads: int | None, dtype: str | None, explain: int = 0) -> dict:
     """eval/classify.py's main() on `source`; seconds of the whole command less the model's load."""
     from finsent.eval import classify as classify_script
 
@@ -361,6 +363,8 @@ def run_classify(loader: Loader, source: Path, output: Path, args, *, batch_size
         argv += ["--base_model", args.base_model]
     if dtype:
         argv += ["--dtype", dtype]
+    if explain:
+        argv += ["--explain", str(explain)]
     classify_script.get_classifier = loader
     loader.seconds, loader.share_prefix = 0.0, share_prefix
     try:
@@ -426,7 +430,7 @@ def lever_runs(levers: list[str], args, default: str, native: dict) -> list[tupl
     runs = [("shipped: batch 32, chunk_rows 4096, shared prefix, all threads, " + default, dict(SHIPPED),
              args.lever_rows)]
     names = {"batch_size": "batch {}", "chunk_rows": "chunk_rows {}", "share_prefix": "no shared prefix",
-             "threads": "{} thread"}
+             "threads": "{} thread", "explain": "--explain {} (each headline and its variants in one batch)"}
     for lever in (lever for lever in LEVERS if lever in levers):
         if lever == "dtype":
             other = next(d for d in DTYPES if d != default)
@@ -507,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = run_classify(loader, sources[rows], folder / f"lever-{len(results['levers'])}.parquet", args,
                                    batch_size=settings["batch_size"], chunk_rows=settings["chunk_rows"],
                                    share_prefix=settings["share_prefix"], n_threads=settings["threads"],
-                                   dtype=settings["dtype"])
+                                   dtype=settings["dtype"], explain=settings["explain"])
                 run["rows"] = min(rows, len(headlines))
                 run["threads"] = settings["threads"] or torch.get_num_threads()
                 run["padding"] = padding_overhead(lengths[:rows], settings["chunk_rows"], settings["batch_size"])

@@ -41,7 +41,7 @@ def test_bench_classify_tiny(tiny_phi, evaluated, tmp_path):
     assert set(results["ceilings"]) >= {"bfloat16", "float32"}
     assert all(c["tflops"] > 0 for c in results["ceilings"].values())
     assert results["peak_rss_mb"] > 0
-    assert len(results["levers"]) == 8  # shipped, batch 64/128/256, chunk_rows 512, no prefix, 1 thread, dtype
+    assert len(results["levers"]) == 9  # shipped, batch 64/128/256, chunk_rows 512, no prefix, 1 thread, dtype, explain
 
     # F = 2·N·(t + c) + 4·L·A·Σctx + 2·d·V·(1 + c), recomputed from the JSON's own fields
     f = results["flops"]
