@@ -37,6 +37,7 @@ from finsent.eval import behaviour_cases
 from finsent.eval.behaviour_cases import CAPABILITIES, Capability, Frame
 from finsent.eval.uncertainty import LEVEL, wilson_interval
 from finsent.space.classifier import DEFAULT_ADAPTER, LABELS
+from finsent.space.explain import batch_scorer, explain
 from finsent.train.data import UsageError, text_key
 
 logger = logging.getLogger("finsent.behaviour")
@@ -45,6 +46,7 @@ CASES = 100  # per capability: a failure rate's 95 % interval is then at most ab
 SEED = 0
 MARGIN = 0.05  # DIR: how much probability the news' label may lose before it counts as a failure
 EXAMPLES = 3  # failing cases kept per capability, the worst first
+WHY_WORDS = 3  # with explain: the words that pushed a failing MFT case most toward its wrong label
 SUITE = "finsent CheckList for finance, v1"
 
 
@@ -157,10 +159,13 @@ def suite_info(suite: list[Case], cases: int, seed: int, margin: float = MARGIN)
                          "DIR": f"stronger news loses more than {margin} of its label's probability"}}
 
 
-def run_suite(model, suite: list[Case], margin: float = MARGIN, examples: int = EXAMPLES) -> dict[str, dict]:
+def run_suite(model, suite: list[Case], margin: float = MARGIN, examples: int = EXAMPLES,
+              explain_failures: bool = False) -> dict[str, dict]:
     """{capability: its cases, failures, failure rate with its Wilson interval, failing examples (worst first)}.
 
-    `model.predict_proba(texts)` scores every distinct sentence once: an (n, 3) array in LABELS order."""
+    `model.predict_proba(texts)` scores every distinct sentence once: an (n, 3) array in LABELS order.
+    `explain_failures`: each failing MFT example kept also gets `why`, the WHY_WORDS words that pushed most
+    toward the label it gave (space/explain.py: how much that label's probability falls without the word)."""
     texts = sorted({t for case in suite for t in case.texts})
     probs = np.asarray(model.predict_proba(texts), dtype=float)
     if probs.shape != (len(texts), len(LABELS)) or not np.isfinite(probs).all():
@@ -187,8 +192,19 @@ def run_suite(model, suite: list[Case], margin: float = MARGIN, examples: int = 
                                                           for c, j in zip(cases, judged, strict=True))}
                                   for label in LABELS if any(c.label == label for c in cases)}
         result["failing"] = [{k: v for k, v in j.items() if k != "severity"} for j in _varied(failing, examples)]
+        if explain_failures:
+            for case in result["failing"]:
+                if "expected" in case:  # an MFT case: one sentence, one wrong label
+                    case["why"] = why(model, case["texts"][0], case["predicted"])
         results[capability.name] = result
     return results
+
+
+def why(model, text: str, label: str, words: int = WHY_WORDS) -> list[dict]:
+    """The `words` words of `text` that pushed `model` most toward `label`, strongest first: [{word, weight}]."""
+    explained = explain(text, batch_scorer(model.predict_proba))
+    ranked = sorted(explained.words, key=lambda w: -w.change[label])[:words]
+    return [{"word": w.text, "weight": round(w.change[label], 4)} for w in ranked]
 
 
 def _varied(failing: list[dict], examples: int) -> list[dict]:
@@ -292,7 +308,7 @@ def score_one(folder: Path, args: argparse.Namespace) -> dict:
         name = "base" if args.base_only else "fine_tuned"
         description = f"`{base}`" + (f" + adapter `{adapter}`" if adapter else "") + f", {model.precision}"
     return {"behaviour": suite_info(suite, args.cases, args.seed),
-            "runs": {name: {"description": description, "behaviour": run_suite(model, suite)}}}
+            "runs": {name: {"description": description, "behaviour": run_suite(model, suite, explain_failures=True)}}}
 
 
 def tfidf_model(folder: Path):
@@ -341,7 +357,7 @@ def record(folder: Path, args: argparse.Namespace) -> dict:
                 load_in_4bit=run.get("quantization") or "false",
                 dtype=args.dtype or (precision if precision in ("bfloat16", "float16", "float32") else None),
                 label_prior=run.get("label_prior") or "train")
-        run["behaviour"] = run_suite(model, suite)
+        run["behaviour"] = run_suite(model, suite, explain_failures=True)
     results["behaviour"] = suite_info(suite, args.cases, args.seed)
     report.write_text_atomic(path, json.dumps(results, indent=2) + "\n")  # first: the report and card are made from them
     report.write_text_atomic(report_path, _report(results, folder))

@@ -171,12 +171,15 @@ def evaluate(args: argparse.Namespace) -> dict:
     quantization = choose_quantization(args.load_in_4bit, read_info(args.adapter) if args.adapter else {},
                                        cuda=torch.cuda.is_available())
     runs, predictions, probabilities = {}, {}, {}
+    shown = "fine_tuned" if args.adapter else "base"  # whose most confident mistakes the report shows
     if not args.adapter or not args.skip_base:
         runs["base"], predictions["base"], probabilities["base"] = predict_run(
-            args, base_model, None, texts, truth, prior, mix, quantization, suite)
+            args, base_model, None, texts, truth, prior, mix, quantization, suite,
+            args.error_examples if shown == "base" else 0)
     if args.adapter:
         runs["fine_tuned"], predictions["fine_tuned"], probabilities["fine_tuned"] = predict_run(
-            args, base_model, args.adapter, texts, truth, prior, mix, quantization, suite)
+            args, base_model, args.adapter, texts, truth, prior, mix, quantization, suite, args.error_examples)
+    mistakes = runs[shown].pop("mistakes", None)  # they quote test texts: the report's marked section only
     train_rows, train_source = baseline_training_rows(args, data_file, splits)
     if train_rows is not None:
         runs["baseline"], predictions["baseline"] = baseline_run(train_rows, train_source, table, mix, suite)
@@ -187,9 +190,6 @@ def evaluate(args: argparse.Namespace) -> dict:
         comparisons[f"fine_tuned vs {args.compare}"] = uncertainty.compare(truth, ours, other_run)
     for name, run in runs.items():  # per row, in the data's order: what --compare pairs up later (labels, no text)
         run["predictions"] = predictions[name]
-    shown = "fine_tuned" if "fine_tuned" in probabilities else "base"
-    mistakes = worst_mistakes(texts, truth, predictions[shown], probabilities[shown], args.error_examples) \
-        if probabilities.get(shown) is not None and args.error_examples else None
 
     results = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -284,10 +284,11 @@ def get_classifier(base_model: str, adapter: str | None, **settings):
 
 def predict_run(args, base_model: str, adapter: str | None, texts: list[str], truth: list[str],
                 prior="balanced", mix=None, quantization: dict | None = None,
-                suite: list | None = None) -> tuple[dict, list[str], object]:
+                suite: list | None = None, mistakes: int = 0) -> tuple[dict, list[str], object]:
     """Load, predict every text, and measure: (one run's entry in eval_results.json, its predicted labels,
     its (N, 3) probabilities in score mode or None). With `suite`, the entry's `behaviour` is the model's
-    results on it (eval/behaviour.py)."""
+    results on it (eval/behaviour.py). With `mistakes` (score mode), the entry's `mistakes` are its most
+    confident wrong answers, explained (worst_mistakes): test texts, which evaluate() takes out of it."""
     classifier = get_classifier(base_model, adapter, load_in_4bit=quantization or "false", dtype=args.dtype,
                                 label_prior=prior, allow_other_base=args.allow_other_base)
     start = time.perf_counter()
@@ -299,7 +300,9 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
         predictions = generate_labels(classifier.model, classifier.tokenizer, texts,
                                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, progress=True)
     seconds = time.perf_counter() - start
-    tested = {"behaviour": behaviour.run_suite(classifier, suite)} if suite else {}
+    tested = {"behaviour": behaviour.run_suite(classifier, suite, explain_failures=True)} if suite else {}
+    if probs is not None and mistakes:  # explained while the model is loaded; evaluate() keeps them out of the results
+        tested["mistakes"] = worst_mistakes(texts, truth, predictions, probs, mistakes, classifier)
     return {
         "description": f"`{base_model}`" + (f" + adapter `{adapter}`" if adapter else "")
                        + f", {classifier.precision}, {args.mode} mode",
@@ -319,13 +322,16 @@ def predict_run(args, base_model: str, adapter: str | None, texts: list[str], tr
     }, predictions, probs
 
 
-def worst_mistakes(texts, truth, predictions, probs, per_label: int) -> dict[str, list[tuple]]:
-    """{true label: [(text, prediction, its probability)]}: the `per_label` most confident wrong answers."""
+def worst_mistakes(texts, truth, predictions, probs, per_label: int, model=None) -> dict[str, list[tuple]]:
+    """{true label: [(text, prediction, its probability, why)]}: the `per_label` most confident wrong answers;
+    `why` lists the words that pushed `model` most toward the prediction (behaviour.why), or is None."""
     worst = {}
     for label in LABELS:
         wrong = [i for i, (t, p) in enumerate(zip(truth, predictions, strict=True)) if t == label and p != t]
         wrong.sort(key=lambda i: -probs[i].max())
-        worst[label] = [(texts[i], predictions[i], float(probs[i].max())) for i in wrong[:per_label]]
+        worst[label] = [(texts[i], predictions[i], float(probs[i].max()),
+                         behaviour.why(model, texts[i], predictions[i]) if model is not None else None)
+                        for i in wrong[:per_label]]
     return worst
 
 

@@ -65,8 +65,8 @@ def without_texts(report: str) -> str:
 
 
 def render_report(results: dict, figures: list[Path], output_dir: Path, mistakes=None) -> str:
-    """The Markdown report; `mistakes` = (run name, {true label: [(text, prediction, probability)]}) adds a
-    section of the most confident wrong answers, between TEXTS_BEGIN and TEXTS_END."""
+    """The Markdown report; `mistakes` = (run name, {true label: [(text, prediction, probability, why)]}) adds a
+    section of the most confident wrong answers and the words that drove them, between TEXTS_BEGIN and TEXTS_END."""
     runs = results["runs"]
     names = [n for n in ("base", "fine_tuned", "baseline") if n in runs]
     lines = [
@@ -110,10 +110,14 @@ def render_report(results: dict, figures: list[Path], output_dir: Path, mistakes
     if mistakes:
         name, worst = mistakes
         lines += ["", TEXTS_BEGIN, "", f"## Most confident mistakes: {RUN_TITLES[name]}", "",
-                  "The wrong answers it gave with the highest probability, per true label (test texts quoted).", ""]
+                  "The wrong answers it gave with the highest probability, per true label (test texts quoted), and "
+                  "the words that pushed it most toward its answer: how much that answer's probability falls when "
+                  "the word is left out (space/explain.py).", ""]
         for label, rows in worst.items():
-            lines += [f"### True label: {label}", "", "| headline | predicted | probability |", "| --- | --- | ---: |"]
-            lines += [f"| {text.replace('|', '&#124;')} | {predicted} | {prob:.3f} |" for text, predicted, prob in rows]
+            lines += [f"### True label: {label}", "", "| headline | predicted | probability | driven by |",
+                      "| --- | --- | ---: | --- |"]
+            lines += [f"| {text.replace('|', '&#124;')} | {predicted} | {prob:.3f} | "
+                      f"{words_line(why).replace('|', '&#124;')} |" for text, predicted, prob, why in rows]
             lines += [""] if rows else ["None.", ""]
         lines += [TEXTS_END]
     if results.get("behaviour"):
@@ -145,11 +149,17 @@ def behaviour_lines(results: dict, examples: int = 3) -> list[str]:
     return lines
 
 
+def words_line(why: list[dict] | None) -> str:
+    """The words that drove an answer, as `"raises" +0.31, "its" +0.05`; empty where none were explained."""
+    return ", ".join(f"\"{w['word']}\" {w['weight']:+.2f}" for w in why or [])
+
+
 def _failing(case: dict) -> str:
     """One failing case on one line: MFT, INV or DIR, told apart by what it records."""
     quoted = [f"\"{text}\"" for text in case["texts"]]
     if "expected" in case:
-        return f"{quoted[0]}: {case['predicted']} ({case['probability']:.2f}), expected {case['expected']}"
+        driven = f"; driven by {words_line(case['why'])}" if case.get("why") else ""
+        return f"{quoted[0]}: {case['predicted']} ({case['probability']:.2f}), expected {case['expected']}{driven}"
     if "label" in case:
         a, b = case["probabilities"]
         return f"P({case['label']}) {a:.2f} for {quoted[0]}, {b:.2f} for {quoted[1]}"

@@ -112,6 +112,21 @@ def test_mft_failures_of_a_fake_that_calls_every_loss_negative():
     assert results["routine_notices"]["failures"] == 1
 
 
+def test_explained_failures_name_the_word_that_drove_the_wrong_label():
+    """The fake reads "loss" as negative: that word tops each failing case's `why`, with its whole push."""
+    cases = [Case("negated_bad_news", ("Varnholm Oyj's loss narrowed again",), "positive", "a"),
+             Case("negated_bad_news", ("Varnholm Oyj's credit losses fell",), "positive", "b")]
+    model = Scripted(lambda t: NEGATIVE if "loss" in t else POSITIVE)
+    plain = run_suite(model, cases)
+    explained = run_suite(model, cases, explain_failures=True)
+    assert all("why" not in case for case in plain["negated_bad_news"]["failing"])
+    first, second = explained["negated_bad_news"]["failing"]
+    # P(negative) 0.8 with "loss", NEGATIVE's 0.8 -> POSITIVE's 0.1 without it: the word pushed +0.7
+    assert first["why"][0] == {"word": "loss", "weight": pytest.approx(0.7)}
+    assert second["why"][0] == {"word": "losses", "weight": pytest.approx(0.7)}
+    assert len(first["why"]) == 3 and all(w["weight"] == 0 for w in first["why"][1:])
+
+
 def test_mft_failures_on_the_drawn_suite_are_the_cases_the_fake_gets_wrong(suite):
     results = run_suite(Scripted(lambda t: NEGATIVE if "loss" in t else POSITIVE), suite)
     for name, kind in KINDS.items():

@@ -201,3 +201,25 @@ def test_the_card_says_which_templated_rows_joined_the_training_rows(evaluated, 
     assert f"joined by {len(rows)} templated headlines" in text and "`finsent train --augment 5`" in text
     assert ", ".join(record["capabilities"]).replace("_", " ") in text  # the behaviours they teach
     assert "templated headlines" not in str(build_card(evaluated, "tester/x"))
+
+
+def test_the_card_shows_three_wrong_answers_of_the_suite_with_the_words_that_drove_them():
+    from finsent.model_card.card import wrong_answers
+
+    def failing(text, probability, why=True):
+        case = {"texts": [text], "template": "t", "expected": "positive", "predicted": "negative",
+                "probability": probability}
+        return {**case, "why": [{"word": "loss", "weight": 0.41}, {"word": "Oyj", "weight": -0.02}]} if why else case
+
+    run = {"behaviour": {
+        "a": {"failing": [failing("Kestrel's loss narrowed", 0.9), failing("Kestrel's loss shrank", 0.95)]},
+        "b": {"failing": [failing("Norvale's loss narrowed", 0.7)]},
+        "c": {"failing": [{"texts": ["x", "y"], "template": "t", "predicted": ["a", "b"]}]},  # INV: no why
+        "d": {"failing": [failing("Ferrow's loss narrowed", 0.8, why=False), failing("Ferrow cut its debt", 0.6)]},
+        "e": {"failing": [failing("Tundra's loss narrowed", 0.5)]},
+    }}
+    shown = wrong_answers(run)
+    assert [w["text"] for w in shown] == ["Kestrel's loss narrowed", "Norvale's loss narrowed", "Ferrow cut its debt"]
+    assert shown[0] == {"text": "Kestrel's loss narrowed", "predicted": "negative", "probability": 0.9,
+                        "expected": "positive", "words": '"loss" +0.41, "Oyj" -0.02'}
+    assert wrong_answers({}) == [] and wrong_answers({"behaviour": {"c": run["behaviour"]["c"]}}) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -257,11 +258,14 @@ def test_the_report_lists_the_most_confident_mistakes_with_their_text(evaluated)
     for label in LABELS:
         block = section.split(f"### True label: {label}")[1].split("###")[0]
         rows = [line.split(" | ") for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
-        probabilities = [float(row[-1].rstrip(" |")) for row in rows]
+        probabilities = [float(row[2]) for row in rows]
         assert probabilities == sorted(probabilities, reverse=True) and len(rows) <= 10
-        for row in rows:  # a real test headline of this label, answered wrongly
-            text, predicted = row[0].removeprefix("| "), row[1]
+        for row in rows:  # a real test headline of this label, answered wrongly, and the words that drove it
+            text, predicted, driven = row[0].removeprefix("| "), row[1], row[3].rstrip(" |")
             assert truth[text] == label and predicted != label and predicted in LABELS
+            words = re.findall(r'"([^"]+)" ([+-]\d\.\d\d)', driven)
+            assert len(words) == min(3, len(text.split())) and all(word in text for word, _ in words)
+            assert [float(w) for _, w in words] == sorted((float(w) for _, w in words), reverse=True)
     assert any(text in section for text in test["text"])
     assert not any(text in without_texts(report) for text in test["text"])  # what push.py uploads by default
 
