@@ -201,10 +201,11 @@ def run_suite(model, suite: list[Case], margin: float = MARGIN, examples: int = 
 
 
 def why(model, text: str, label: str, words: int = WHY_WORDS) -> list[dict]:
-    """The `words` words of `text` that pushed `model` most toward `label`, strongest first: [{word, weight}]."""
+    """Up to `words` words of `text` that pushed `model` toward `label`, strongest first: [{word, weight}]; a word
+    whose push rounds to nothing (under 0.005) is not listed."""
     explained = explain(text, batch_scorer(model.predict_proba))
     ranked = sorted(explained.words, key=lambda w: -w.change[label])[:words]
-    return [{"word": w.text, "weight": round(w.change[label], 4)} for w in ranked]
+    return [{"word": w.text, "weight": round(w.change[label], 4)} for w in ranked if w.change[label] >= 0.005]
 
 
 def _varied(failing: list[dict], examples: int) -> list[dict]:

@@ -124,7 +124,7 @@ def test_explained_failures_name_the_word_that_drove_the_wrong_label():
     # P(negative) 0.8 with "loss", NEGATIVE's 0.8 -> POSITIVE's 0.1 without it: the word pushed +0.7
     assert first["why"][0] == {"word": "loss", "weight": pytest.approx(0.7)}
     assert second["why"][0] == {"word": "losses", "weight": pytest.approx(0.7)}
-    assert len(first["why"]) == 3 and all(w["weight"] == 0 for w in first["why"][1:])
+    assert len(first["why"]) == 1  # the other words moved nothing: not listed
 
 
 def test_mft_failures_on_the_drawn_suite_are_the_cases_the_fake_gets_wrong(suite):
