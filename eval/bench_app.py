@@ -51,7 +51,7 @@ HEADLINES = [  # written for this benchmark; fictional companies
     "Ylva Media misses revenue targets as advertising slows",
     "Torvik Foods plans to list its shares on Nasdaq Helsinki",
 ]
-EXPLAINED = "Kessel Bank set aside another EUR 300 million for loan losses this year"  # 12 words, fictional
+EXPLAINED = "Kessel Bank sets aside another EUR 300 million for bad loan losses"  # 12 words, fictional
 GOALS = {"single_p50_ms": 150, "concurrent_p95_ms": 1000, "peak_rss_mb": 1500, "explain_over_plain": 2.0}
 
 

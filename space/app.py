@@ -58,8 +58,9 @@ except ImportError:
     spaces, ON_ZERO_GPU = None, False
 
 MAX_QUEUED_BATCH = 16  # single-headline requests waiting in the queue, scored together
-# The Headline tab's explanation costs about 3x a plain call on the default model on a 2-core CPU (BENCHMARKS.md,
-# "Explanations"), more than the 2x that would make it free enough to show unasked: so it waits for its checkbox.
+# The Headline tab's explanation waits for its checkbox: one call then scores the headline and its variants in one
+# batch, 2.15x a plain call's p50 on the default model on a 2-core AMD EPYC (eval/bench_app.py (d), 100 calls each,
+# BENCHMARKS.md "Explanations"): over the 2x under which it would be cheap enough to show unasked.
 EXPLAIN_BY_DEFAULT = False
 TOO_LONG = "The headline was too long; only its beginning was read."
 EMPTY = "Type a headline first."
@@ -332,14 +333,24 @@ class Tools:
         """Headlines, one per line or a CSV's `text` column -> table, chart of the labels, CSV file, notice."""
         return self.service.classify_batch(lines, upload)
 
-    def explain_view(self, headline: str, show: bool):
-        """The Headline tab's explanation: the headline highlighted by each word's push, and its legend; both
-        hidden while the checkbox is off or the box is empty."""
-        if not show or not (headline and headline.strip()):
-            return gr.HighlightedText(value=None, visible=False), gr.Markdown(value="", visible=False)
-        explained, _ = self.service.explain(headline)
-        return (gr.HighlightedText(value=highlighted(explained), visible=True),
-                gr.Markdown(value=legend(explained), visible=True))
+    def headline(self, headlines: list[str], explains: list[bool]):
+        """The Headline tab: label and notice, and with its checkbox ticked the explanation, whose one batch (the
+        headline and each variant) also gives the label shown. Batched like /classify: plain requests waiting in
+        the queue are scored together, each explained one in its own batch."""
+        labels, notices = [None] * len(headlines), [""] * len(headlines)
+        whys = [hidden_explanation() for _ in headlines]
+        plain = [i for i, explained in enumerate(explains) if not explained]
+        if plain:
+            for i, probabilities, notice in zip(plain, *self.service.classify_many([headlines[i] for i in plain]),
+                                                strict=True):
+                labels[i], notices[i] = probabilities, notice
+        for i in (i for i, explained in enumerate(explains) if explained):
+            explained, notices[i] = self.service.explain(headlines[i])
+            if explained is not None:
+                labels[i] = explained.probabilities
+                whys[i] = (gr.HighlightedText(value=highlighted(explained), visible=True),
+                           gr.Markdown(value=legend(explained), visible=True))
+        return labels, notices, [why for why, _ in whys], [line for _, line in whys]
 
     # The MCP tools. Gradio makes the docstring the tool's description, joining the Returns lines with ", ":
     # one clause a line. The return annotation is what gr.api sends back: without it, nothing.
@@ -404,6 +415,10 @@ class Tools:
         data = explained.as_dict()
         data.pop("truncated", None)
         return json.dumps({**data, "notice": notice} if notice else data)
+
+
+def hidden_explanation():
+    return gr.HighlightedText(value=None, visible=False), gr.Markdown(value="", visible=False)
 
 
 def highlighted(explained: Explanation) -> list[tuple[str, float | None]]:
@@ -504,8 +519,7 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
         with gr.Tab("Headline"):
             text = gr.Textbox(label="Headline", placeholder=EXAMPLES[0], lines=2)
             button = gr.Button("Classify", variant="primary")
-            show_why = gr.Checkbox(label="Explain: which words drove the label (about 3x the time)",
-                                   value=EXPLAIN_BY_DEFAULT)
+            show_why = gr.Checkbox(label="Explain: which words drove the label", value=EXPLAIN_BY_DEFAULT)
             label = gr.Label(label="Sentiment", num_top_classes=len(LABELS))
             notice = gr.Markdown()
             why = gr.HighlightedText(label="Why this label", visible=False, show_legend=False,
@@ -513,14 +527,15 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
             why_legend = gr.Markdown(visible=False, elem_id="why-legend")
             gr.Examples(EXAMPLES, inputs=text)
             batched = {"batch": True, "max_batch_size": MAX_QUEUED_BATCH}
-            explained = {"fn": tools.explain_view, "inputs": [text, show_why], "outputs": [why, why_legend],
-                         "api_visibility": "private"}
-            # "undocumented": callable by gradio_client and over HTTP, but neither on the API page nor an MCP tool
-            button.click(tools.classify, inputs=text, outputs=[label, notice], api_name="classify",
-                         api_visibility="undocumented", **batched).then(**explained)
-            text.submit(tools.classify, inputs=text, outputs=[label, notice], api_visibility="private",
-                        **batched).then(**explained)
-            show_why.change(**explained)
+            shown = {"fn": tools.headline, "inputs": [text, show_why], "outputs": [label, notice, why, why_legend],
+                     "api_visibility": "private", **batched}
+            button.click(**shown)
+            text.submit(**shown)
+            # /classify for gradio_client and plain HTTP ("undocumented": neither on the API page nor an MCP tool),
+            # as before the explanation: the headline in, label and notice out; its button is never shown
+            api_only = gr.Button(visible=False)
+            api_only.click(tools.classify, inputs=text, outputs=[label, notice], api_name="classify",
+                           api_visibility="undocumented", **batched)
         with gr.Tab("Batch"):
             lines = gr.Textbox(label="Headlines, one per line", lines=8)
             upload = gr.File(label="…or a CSV with a `text` column", file_types=[".csv", ".txt"], type="filepath")

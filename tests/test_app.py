@@ -234,14 +234,17 @@ def test_explain_a_headline_of_one_word_none_and_2000_characters(service):
     assert len(explained.words) == MAX_UNITS and explained.words[0].start == 0
 
 
-def test_the_explanation_view_is_hidden_until_asked_for(service):
+def test_the_headline_tab_explains_when_ticked_in_the_same_call(service):
     from finsent.space.app import Tools
 
     tools = Tools(service)
-    hidden, legend = tools.explain_view("Kestrel Oyj lifts its outlook", False)
-    assert hidden.visible is False and legend.visible is False
-    shown, legend = tools.explain_view("Kestrel Oyj lifts its outlook", True)
-    pieces = shown.value["root"] if isinstance(shown.value, dict) else shown.value
+    texts = ["Kestrel Oyj lifts its outlook", "Norvale cuts 40 jobs", "  "]
+    labels, notices, whys, legends = tools.headline(texts, [True, False, True])
+    explained, _ = service.explain(texts[0])
+    assert labels[0] == pytest.approx(explained.probabilities)  # the label shown is the explanation's own
+    assert set(labels[1]) == set(LABELS) and labels[2] is None and notices[2] == "Type a headline first."
+    assert [w.visible for w in whys] == [True, False, False] and [m.visible for m in legends] == [True, False, False]
+    pieces = whys[0].value["root"] if isinstance(whys[0].value, dict) else whys[0].value
     weights = [piece[1] if isinstance(piece, (list, tuple)) else piece["class_or_confidence"] for piece in pieces]
     assert max(abs(w) for w in weights if w is not None) == pytest.approx(1)  # the strongest push in full colour
-    assert "pushed toward" in legend.value and "Strongest:" in legend.value
+    assert "pushed toward" in legends[0].value and "Strongest:" in legends[0].value

@@ -107,24 +107,33 @@ def test_the_default_app_labels_clear_headlines_in_the_browser(default_settings,
 
 
 def test_the_explanation_highlights_the_headline_in_the_browser(app_url, page, tmp_path):
-    """Ticked, the checkbox shows the headline with each word coloured by its push, and a one-line legend."""
+    """With its checkbox ticked the headline comes back with each word coloured by its push, and a one-line legend;
+    unticked (the default: space/app.py EXPLAIN_BY_DEFAULT), the label alone."""
     from playwright.sync_api import expect
 
     errors = []
     page.on("pageerror", lambda error: errors.append(error))
     page.goto(app_url)
-    why = page.locator("#why")
-    expect(why).to_be_hidden()  # off by default (space/app.py EXPLAIN_BY_DEFAULT)
-    page.get_by_label(re.compile("Explain: which words drove the label")).check()  # before the text: one explanation
-    page.get_by_role("textbox", name="Headline", exact=True).fill(HEADLINE)
+    why, legend = page.locator("#why"), page.locator("#why-legend")
+    expect(why).to_be_hidden()  # nothing to explain yet
+    box, output = page.get_by_role("textbox", name="Headline", exact=True), page.get_by_test_id("label-output-value")
+    checkbox = page.get_by_label(re.compile("Explain: which words drove the label"))
+    expect(checkbox).not_to_be_checked()
+    checkbox.check()
+    box.fill(HEADLINE)
     page.get_by_role("button", name="Classify", exact=True).click()
-    expect(page.get_by_test_id("label-output-value")).to_have_text(re.compile(rf"^\s*({'|'.join(LABELS)})\s*$"))
+    expect(output).to_have_text(re.compile(rf"^\s*({'|'.join(LABELS)})\s*$"), timeout=TIMEOUT_MS)
     expect(why).to_be_visible(timeout=TIMEOUT_MS)
     expect(why).to_contain_text("full-year")
     coloured = why.locator(".highlighted[style*='background-color: rgb']")  # rgba(…, a); at full strength rgb(…)
-    expect(coloured.first).to_be_visible()
-    assert coloured.count() == len(HEADLINE.split())  # every word coloured, the spaces between them not
-    legend = page.locator("#why-legend")
+    expect(coloured).to_have_count(len(HEADLINE.split()))  # every word coloured, the spaces between them not
     expect(legend).to_contain_text(re.compile(rf"Red words pushed toward ({'|'.join(LABELS)})"))
     page.screenshot(path=str(tmp_path / "why.png"), full_page=True)
+
+    checkbox.uncheck()
+    box.fill("Norvale Group to cut 450 jobs as orders slump")
+    page.get_by_role("button", name="Classify", exact=True).click()
+    expect(why).to_be_hidden(timeout=TIMEOUT_MS)
+    expect(legend).to_be_hidden()
+    expect(output).to_have_text(re.compile(rf"^\s*({'|'.join(LABELS)})\s*$"))
     assert errors == [], f"uncaught errors in the page: {errors}"
