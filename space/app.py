@@ -11,6 +11,9 @@ FINSENT_MAX_BATCH (rows per batch request), FINSENT_CONCURRENCY (requests the mo
 serves at once; the others wait in the queue) and FINSENT_MCP (serve the API as MCP tools at
 /gradio_api/mcp/; on by default in a Space). A bad value stops the app at start with one line.
 
+Why a label: the Headline tab's "Explain" checkbox and the MCP tool explain_headline show each word's push
+toward the label (space/explain.py: every variant without one word scored in one batch with the headline).
+
 Loading: locally and on a dedicated GPU Space, the first request (or page view) loads the
 model, once; importing this module loads none. On ZeroGPU (as the `spaces` package's own
 config reports it) the model is loaded at import onto `cuda`, as ZeroGPU requires, and each
