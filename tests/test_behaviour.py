@@ -13,7 +13,7 @@ import pytest
 from conftest import PHRASEBANK, REPO, SAMPLE_HEADLINES, needs
 from finsent.eval import behaviour
 from finsent.eval import evaluate as evaluate_script
-from finsent.eval.behaviour import Case, draw_suite, run_suite, suite_info
+from finsent.eval.behaviour import Case, draw_suite, run_suite, suite_info, why
 from finsent.eval.behaviour_cases import BANKS, CAPABILITIES, COMPANIES
 from finsent.eval.uncertainty import wilson_interval
 from finsent.model_card.card import build_card
@@ -324,6 +324,11 @@ def test_the_shipped_default_on_a_small_draw_and_its_recorded_failures_reproduce
             if "expected" in case:
                 assert LABELS[int(probs[0].argmax())] == case["predicted"], case
                 assert probs[0].max() == pytest.approx(case["probability"], abs=0.02)
+                # the words the card quotes drove it: explained again, the same weights, give or take bf16
+                again = {w["word"]: w["weight"] for w in why(classifier, case["texts"][0], case["predicted"], 99)}
+                assert "why" in case, case  # recorded with the suite (behaviour.py --record)
+                for word in case["why"]:
+                    assert again.get(word["word"], 0.0) == pytest.approx(word["weight"], abs=0.03), (case, again)
             elif "label" in case:
                 k = LABELS.index(case["label"])
                 assert probs[:, k] == pytest.approx(case["probabilities"], abs=0.02), case
