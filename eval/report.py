@@ -8,7 +8,7 @@ from pathlib import Path
 
 from finsent.eval import plots
 from finsent.space.classifier import LABELS
-from finsent.space.figures import behaviour_table
+from finsent.space.figures import behaviour_table, words_line
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +147,6 @@ def behaviour_lines(results: dict, examples: int = 3) -> list[str]:
                   f"{capability['cases']} failed" + (", e.g." if capability["failing"] else ".")]
         lines += [f"  - {_failing(case)}" for case in capability["failing"][:examples]]
     return lines
-
-
-def words_line(why: list[dict] | None) -> str:
-    """The words that drove an answer, as `"raises" +0.31, "its" +0.05`; empty where none were explained."""
-    return ", ".join(f"\"{w['word']}\" {w['weight']:+.2f}" for w in why or [])
 
 
 def _failing(case: dict) -> str:

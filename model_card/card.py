@@ -19,11 +19,11 @@ from pathlib import Path
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES, title_of, words_line
+from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES, title_of
 from finsent.space import embedded
 from finsent.space.adapter_info import INFO_FILE, read_info
 from finsent.space.classifier import LABELS, PROMPT_TEMPLATE, PROMPTS, prior_shift
-from finsent.space.figures import behaviour_table
+from finsent.space.figures import behaviour_table, wrong_answers
 from finsent.train.data import UsageError
 from finsent.train.export_gguf import ADAPTER_FILE, merged_file
 
@@ -218,16 +218,6 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         figures=[{"path": path, "title": Path(path).stem.replace("_", " ")} for path in run["figures"]],
         llama=llama_cpp_usage(run, base_model, four_bit),
     )
-
-
-def wrong_answers(run: dict, count: int = 3) -> list[dict]:
-    """Up to `count` wrong answers of the behaviour suite (fictional sentences, never test data) with the words that
-    drove them: the most confident explained MFT failure of each capability, the most confident capabilities first."""
-    firsts = [next((case for case in capability["failing"] if case.get("why")), None)
-              for capability in (run.get("behaviour") or {}).values()]
-    chosen = sorted((case for case in firsts if case), key=lambda case: -case["probability"])[:count]
-    return [{"text": case["texts"][0], "predicted": case["predicted"], "probability": case["probability"],
-             "expected": case["expected"], "words": words_line(case["why"])} for case in chosen]
 
 
 def llama_cpp_usage(run: dict, base_model: str, four_bit: bool) -> dict | None:

@@ -291,6 +291,12 @@ class Service:
             lines += ["", "**Behavioural tests:** how often it fails cases a finance reader would not forgive "
                       "(a narrowed loss read as bad news, say), or changes its answer when only the company, the "
                       "currency, a number or the word order changes.", "", table]
+        wrong = figures.wrong_answers(run)
+        if wrong:
+            lines += ["", "**Where it goes wrong, and why:** wrong answers of those tests (fictional headlines) and "
+                      "the words that pushed it most toward them (tick \"Explain\" in the Headline tab for yours):", ""]
+            lines += [f"- \"{w['text']}\": **{w['predicted']}** ({w['probability']:.2f}), expected {w['expected']}; "
+                      f"driven by {w['words']}" for w in wrong]
         return "\n".join(lines), figures.confusion_heatmap(metrics, "Confusion matrix on the test split")
 
     @cached_property  # read once per service (one adapter), not once per page view

@@ -149,3 +149,19 @@ def _rate(capability: dict, framed: bool = False) -> str:
     low, high = capability["interval"]
     rate = f"{capability['failure_rate'] * 100:.0f} % [{low * 100:.0f}, {high * 100:.0f}]"
     return f"{rate}, {capability['failing_frames']} of {capability['frames']} frames" if framed else rate
+
+
+def words_line(why: list[dict] | None) -> str:
+    """The words that drove an answer, as `"raises" +0.31, "its" +0.05`; empty where none were explained."""
+    return ", ".join(f"\"{w['word']}\" {w['weight']:+.2f}" for w in why or [])
+
+
+def wrong_answers(run: dict, count: int = 3) -> list[dict]:
+    """Up to `count` wrong answers of the behaviour suite (fictional sentences, never test data) with the words that
+    drove them: the most confident explained MFT failure of each capability, the most confident capabilities first.
+    The model card and the app's About tab show them."""
+    firsts = [next((case for case in capability["failing"] if case.get("why")), None)
+              for capability in (run.get("behaviour") or {}).values()]
+    chosen = sorted((case for case in firsts if case), key=lambda case: -case["probability"])[:count]
+    return [{"text": case["texts"][0], "predicted": case["predicted"], "probability": case["probability"],
+             "expected": case["expected"], "words": words_line(case["why"])} for case in chosen]

@@ -248,3 +248,14 @@ def test_the_headline_tab_explains_when_ticked_in_the_same_call(service):
     weights = [piece[1] if isinstance(piece, (list, tuple)) else piece["class_or_confidence"] for piece in pieces]
     assert max(abs(w) for w in weights if w is not None) == pytest.approx(1)  # the strongest push in full colour
     assert "pushed toward" in legends[0].value and "Strongest:" in legends[0].value
+
+
+def test_the_about_tab_shows_the_shipped_adapters_wrong_answers_and_their_words(default_settings):
+    from finsent.space.figures import wrong_answers
+
+    text, _ = Service(default_settings).about()  # reads eval_results.json; loads no model
+    results = json.loads((DEFAULT_ADAPTER / "eval_results.json").read_text())
+    shown = wrong_answers(results["runs"]["fine_tuned"])
+    assert len(shown) == 3 and "Where it goes wrong, and why" in text
+    for wrong in shown:
+        assert f"\"{wrong['text']}\": **{wrong['predicted']}**" in text and wrong["words"] in text

@@ -204,7 +204,7 @@ def test_the_card_says_which_templated_rows_joined_the_training_rows(evaluated, 
 
 
 def test_the_card_shows_three_wrong_answers_of_the_suite_with_the_words_that_drove_them():
-    from finsent.model_card.card import wrong_answers
+    from finsent.space.figures import wrong_answers
 
     def failing(text, probability, why=True):
         case = {"texts": [text], "template": "t", "expected": "positive", "predicted": "negative",
