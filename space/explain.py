@@ -32,7 +32,7 @@ MAX_UNITS = 40  # words (or phrases) explained per text: 41 texts in the batch a
 CURRENCIES = {"eur", "usd", "gbp", "sek", "nok", "dkk", "chf", "jpy", "cny", "rub", "pln", "isk", "cad", "aud",
               "us$", "$", "€", "£", "¥", "euro", "euros", "dollar", "dollars", "pounds", "kronor", "crowns", "yen"}
 SCALES = {"thousand", "million", "millions", "mln", "mn", "m", "billion", "billions", "bln", "bn", "b", "trillion",
-          "tn", "k", "percent", "per", "cent", "pct", "%", "pc", "percentage", "basis", "points", "point", "pp",
+          "tn", "k", "percent", "cent", "pct", "%", "pc", "percentage", "basis", "points", "point", "pp",
           "bps", "bp", "times", "x", "cents", "pence"}
 _EDGE = "\"'“”‘’()[]{},.;:!?"
 
@@ -61,8 +61,12 @@ def units(text: str) -> list[tuple[int, int]]:
             if spans and _core(text[slice(*spans[-1])]) in CURRENCIES and not text[slice(*spans[-1])].endswith(
                     tuple(",.;:")):  # "EUR 300": the currency before its number
                 start = spans.pop()[0]
-            while i + 1 < len(tokens) and _core(text[slice(*tokens[i + 1])]) in SCALES | CURRENCIES \
-                    and not text[tokens[i][0]:tokens[i][1]].endswith(tuple(",;:")):  # "300 million euros", "5 %"
+            while i + 1 < len(tokens) and not text[tokens[i][0]:tokens[i][1]].endswith(tuple(",;:")):
+                following = [_core(text[slice(*t)]) for t in tokens[i + 1 : i + 3]]
+                if following[:2] == ["per", "cent"]:  # "5 per cent"; not "EUR 5 per share"
+                    i += 1
+                elif following[0] not in SCALES | CURRENCIES:  # "300 million euros", "5 %"
+                    break
                 i += 1
                 end = tokens[i][1]
         spans.append([start, end])

@@ -22,6 +22,7 @@ def words(text):
     ("Profit rose to $3.2bn, beating forecasts", ["Profit", "rose", "to", "$3.2bn,", "beating", "forecasts"]),
     ("Net sales 5 million, euros higher", ["Net", "sales", "5 million,", "euros", "higher"]),  # a comma ends it
     ("Orders: 120 units", ["Orders:", "120", "units"]),
+    ("Margin 5 per cent, EUR 2 per share", ["Margin", "5 per cent,", "EUR 2", "per", "share"]),
     ("- Norvale cuts jobs", ["- Norvale", "cuts", "jobs"]),
     ("Up", ["Up"]),
     ("", []),
