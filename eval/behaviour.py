@@ -204,8 +204,8 @@ def why(model, text: str, label: str, words: int = WHY_WORDS) -> list[dict]:
     """Up to `words` words of `text` that pushed `model` toward `label`, strongest first: [{word, weight}]; a word
     whose push rounds to nothing (under 0.005) is not listed."""
     explained = explain(text, batch_scorer(model.predict_proba))
-    ranked = sorted(explained.words, key=lambda w: -w.change[label])[:words]
-    return [{"word": w.text, "weight": round(w.change[label], 4)} for w in ranked if w.change[label] >= 0.005]
+    return [{"word": w.text, "weight": round(w.change[label], 4)} for w in explained.top(words, label)
+            if w.change[label] >= 0.005]
 
 
 def _varied(failing: list[dict], examples: int) -> list[dict]:

@@ -68,6 +68,8 @@ def integrated_gradients(classifier, text: str, target: int, steps: int = STEPS)
     baseline = torch.where(in_text, torch.zeros_like(embeddings), embeddings)  # the prompt kept, the headline zeroed
     alphas = ((torch.arange(steps, device=ids.device) + 0.5) / steps).to(embeddings.dtype)[:, None, None]
     path = (baseline + alphas * (embeddings - baseline)).requires_grad_(True)  # (steps, T, H)
+    if any(len(ids_) != 1 for ids_ in classifier._label_ids):  # SmolLM2's and Phi-2's labels are one token each
+        raise ValueError("integrated gradients here score one-token labels only; this tokenizer splits a label")
     label_ids = [ids_[0] for ids_ in classifier._label_ids]
     with torch.enable_grad():
         logits = model(inputs_embeds=path).logits[:, -1].float().log_softmax(-1)[:, label_ids]

@@ -258,7 +258,7 @@ def scored_part(chunk: Chunk, keys, earlier: set, first: dict, classifier, args)
     labels = [LABELS[int(p.argmax())] if not np.isnan(p[0]) else "" for p in table]
     columns = {"label": labels, **{label: table[:, j] for j, label in enumerate(LABELS)}, "status": status}
     if args.explain:
-        words = [json.dumps(e.top_dict(args.explain)["words"], ensure_ascii=False) for e in explanations]
+        words = [json.dumps(e.as_dict(top=args.explain)["words"], ensure_ascii=False) for e in explanations]
         columns[EXPLANATION] = [words[where[key]] if key in where else None for key in keys]
     rows = chunk.rows
     for name, values in {**{f"\x00{k}": v for k, v in columns.items()}, KEY: [k or b"" for k in keys],

@@ -422,7 +422,6 @@ class Tools:
         if explained is None:
             raise refusal(notice)
         data = explained.as_dict()
-        data.pop("truncated", None)
         return json.dumps({**data, "notice": notice} if notice else data)
 
 

@@ -124,25 +124,19 @@ class Explanation:
         """The word's push toward the predicted label (negative: away from it)."""
         return word.change[self.label]
 
-    def top(self, k: int) -> list[Word]:
-        """The k words that pushed most toward the predicted label, strongest first."""
-        return sorted(self.words, key=self.weight, reverse=True)[:k]
+    def top(self, k: int, label: str | None = None) -> list[Word]:
+        """The k words that pushed most toward `label` (default: the predicted one), strongest first."""
+        label = label or self.label
+        return sorted(self.words, key=lambda word: word.change[label], reverse=True)[:k]
 
-    def as_dict(self, digits: int = 4) -> dict:
-        """{label, probabilities, words: [{word, start, end, weight}]}: what the API and MCP send."""
-        data = {"label": self.label,
+    def as_dict(self, digits: int = 4, top: int | None = None) -> dict:
+        """{label, probabilities, words: [{word, start, end, weight}]}: what the API and MCP send; with `top`, only
+        the `top` words that pushed most toward the label, strongest first."""
+        words = self.top(top) if top else self.words
+        return {"label": self.label,
                 "probabilities": {label: round(p, digits) for label, p in self.probabilities.items()},
                 "words": [{"word": w.text, "start": w.start, "end": w.end, "weight": round(self.weight(w), digits)}
-                          for w in self.words]}
-        return {**data, "truncated": True} if self.truncated else data
-
-    def top_dict(self, k: int, digits: int = 4) -> dict:
-        """as_dict() with only the k words that pushed most toward the label, strongest first."""
-        top = set(map(id, self.top(k)))
-        data = self.as_dict(digits)
-        data["words"] = sorted((w for w, word in zip(data["words"], self.words, strict=True) if id(word) in top),
-                               key=lambda w: -w["weight"])
-        return data
+                          for w in words]}
 
     def highlighted(self) -> list[tuple[str, float | None]]:
         """The text as (piece, weight) pairs for gr.HighlightedText, the spaces between words unweighted."""
