@@ -12,7 +12,7 @@ serves at once; the others wait in the queue) and FINSENT_MCP (serve the API as 
 /gradio_api/mcp/; on by default in a Space). A bad value stops the app at start with one line.
 
 Why a label: the Headline tab's "Explain" checkbox and the MCP tool explain_headline show each word's push
-toward the label (space/explain.py: every variant without one word scored in one batch with the headline).
+toward the label (space/explain.py: every variant without one word scored in one call with the headline).
 
 Loading: locally and on a dedicated GPU Space, the first request (or page view) loads the
 model, once; importing this module loads none. On ZeroGPU (as the `spaces` package's own
@@ -136,15 +136,16 @@ class Settings:
 _services: weakref.WeakValueDictionary[int, Service] = weakref.WeakValueDictionary()
 
 
-def gpu_seconds(service_id: int, texts: list[str], batch_size: int = 32) -> int:
+def gpu_seconds(service_id: int, texts: list[str], batch_size: int = 32, packed: bool = False) -> int:
     """ZeroGPU's time allowance for one call, sized to the batch: 39 headlines/s for 4-bit Phi-2 on an H200
     (BENCHMARKS.md), so a few seconds for a full batch; the rest is start-up margin."""
     return min(120, 20 + len(texts) // 10)
 
 
-def predict_probabilities(service_id: int, texts: list[str], batch_size: int = 32):
-    """P(label) for each text, as an (N, 3) array: the GPU work, module-level so ZeroGPU can run it."""
-    return _services[service_id].classifier.predict_proba(texts, batch_size=batch_size)
+def predict_probabilities(service_id: int, texts: list[str], batch_size: int = 32, packed: bool = False):
+    """P(label) for each text, as an (N, 3) array: the GPU work, module-level so ZeroGPU can run it. `packed`: the
+    texts share beginnings (an explanation's variants), see Classifier.predict_proba."""
+    return _services[service_id].classifier.predict_proba(texts, batch_size=batch_size, packed=packed)
 
 
 if spaces is not None:
@@ -215,8 +216,8 @@ class Service:
         """The headline cut to what the model can take after the prompt; whether it was cut."""
         return self.classifier.fit(text)
 
-    def predict(self, texts: list[str], batch_size: int = 32):
-        return predict_probabilities(self.id, texts, batch_size)
+    def predict(self, texts: list[str], batch_size: int = 32, packed: bool = False):
+        return predict_probabilities(self.id, texts, batch_size, packed)
 
     def classify(self, text: str):
         """One headline -> ({label: probability}, notice)."""
@@ -247,7 +248,7 @@ class Service:
         if not (text and text.strip()):
             return None, EMPTY
         fitted, cut = self.fit(text)
-        explained = explain(fitted, batch_scorer(lambda texts: self.predict(texts, batch_size=len(texts))), cut)
+        explained = explain(fitted, batch_scorer(lambda texts: self.predict(texts, packed=True)), cut)
         return explained, TOO_LONG if cut else ""
 
     def classify_batch(self, lines: str, upload: str | None):

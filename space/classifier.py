@@ -34,6 +34,7 @@ LABELS = ("negative", "neutral", "positive")
 DEFAULT_ADAPTER = Path(__file__).resolve().parent / "default-adapter"  # shipped: SmolLM2-135M, see its README.md
 TEXT_COLUMNS = ("text", "headline", "sentence")  # a table's headline column, where none is named
 MAX_CHARS = 2_000  # longer input is cut before tokenizing; the model's own token limit applies after
+MAX_TREE = 2_048  # tokens in one packed tree (Classifier._score_tree): its attention grows with their square
 
 # One prompt for training and inference. The headline goes in square brackets
 # and the model completes the line with " <label>"; loss is on that completion only.
@@ -203,22 +204,32 @@ class Classifier:
             cut = self.tokenizer.decode(ids[:limit])
         return cut, cut != text
 
-    def predict_proba(self, texts: list[str], batch_size: int = 32, progress: bool = False):
-        """An (N, 3) numpy array: P(label | prompt) for LABELS, each row summing to 1."""
+    def predict_proba(self, texts: list[str], batch_size: int = 32, progress: bool = False, packed: bool = False):
+        """An (N, 3) numpy array: P(label | prompt) for LABELS, each row summing to 1.
+
+        `packed`: the texts share beginnings (a headline and its variants without one word each, explain.py), so
+        they are scored as one tree in which each shared token is computed once (_score_tree), unless the tree
+        has more than MAX_TREE tokens; then, and otherwise, in batches of `batch_size`.
+        """
         import numpy as np
         import torch
 
         encoded = self.tokenizer([build_prompt(text) for text in texts]).input_ids
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
         scores = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        if progress:
-            from tqdm.auto import tqdm
+        tree = self._tree(encoded) if packed else None
+        if tree is not None:
+            with torch.inference_mode():
+                scores[:] = self._score_tree(*tree)
+        else:
+            order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
+            batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+            if progress:
+                from tqdm.auto import tqdm
 
-            batches = tqdm(batches, desc="scoring", unit="batch")
-        with torch.inference_mode():
-            for batch in batches:
-                scores[batch] = self._score_batch([encoded[i] for i in batch])
+                batches = tqdm(batches, desc="scoring", unit="batch")
+            with torch.inference_mode():
+                for batch in batches:
+                    scores[batch] = self._score_batch([encoded[i] for i in batch])
         scores /= self.temperature
         if self.log_prior_shift is not None:
             scores += np.asarray(self.log_prior_shift)
@@ -230,8 +241,8 @@ class Classifier:
         """{label: probability} for each text."""
         return [dict(zip(LABELS, map(float, row), strict=True)) for row in self.predict_proba(texts, batch_size)]
 
-    def _prefix(self, rows: list[list[int]]):
-        """The shared prefix length and its cache, expanded to the batch (or 0, None)."""
+    def _prefix(self, rows: list[list[int]], copies: int | None = None):
+        """The shared prefix length and its cache, expanded to `copies` rows (default: one per row), or 0, None."""
         import torch
 
         n = len(self._prefix_ids)
@@ -242,7 +253,7 @@ class Classifier:
             with torch.inference_mode():
                 self._prefix_cache = self._decoder(input_ids=ids, use_cache=True).cache
         cache = copy.deepcopy(self._prefix_cache)
-        cache.batch_repeat_interleave(len(rows))
+        cache.batch_repeat_interleave(len(rows) if copies is None else copies)
         return n, cache
 
     def _score_batch(self, rows: list[list[int]]):
@@ -273,6 +284,68 @@ class Classifier:
             if len(label_ids) > 1:  # the rest of a multi-token label, after its first token
                 scores[:, j] += self._continuation(out.cache, mask, start + lengths, label_ids)
         return scores.cpu().numpy()
+
+    def _tree(self, rows: list[list[int]]):
+        """The rows' tokens after the cached instruction as a tree (a trie), each label's tokens but the last grown
+        on each row's end: (instruction length, its cache, tokens, parent of each, each row's end, each row's label
+        paths); None past MAX_TREE tokens."""
+        start, cache = self._prefix(rows, copies=1)
+        tokens, parents, nodes = [], [], {}
+
+        def grow(at: int, token: int) -> int:  # the node for `token` after node `at` (-1: the instruction)
+            if (at, token) not in nodes:
+                nodes[at, token] = len(tokens)
+                tokens.append(token)
+                parents.append(at)
+            return nodes[at, token]
+
+        ends, paths = [], []
+        for row in rows:
+            at = -1
+            for token in row[start:]:
+                at = grow(at, token)
+            ends.append(at)
+            row_paths = []
+            for label_ids in self._label_ids:
+                step, path = at, []
+                for token in label_ids[:-1]:
+                    step = grow(step, token)
+                    path.append(step)
+                row_paths.append(path)
+            paths.append(row_paths)
+        return None if len(tokens) > MAX_TREE else (start, cache, tokens, parents, ends, paths)
+
+    def _score_tree(self, start, cache, tokens, parents, ends, paths):
+        """Summed label log-probabilities, as _score_batch's, for rows packed as one tree (_tree).
+
+        The tree is one sequence: each token sees the instruction and the tokens on its own path from the root, at
+        the position it has in its rows, so each row scores as it would alone, and a token that rows share with
+        everything before it is computed once. A headline's variants without one word share the words before it.
+        """
+        import numpy as np
+        import torch
+
+        device = self.device
+        depth = np.zeros(len(tokens), dtype=np.int64)
+        sees = np.zeros((len(tokens), start + len(tokens)), dtype=bool)  # the 4-D attention mask, one row a token
+        sees[:, :start] = True
+        for i, parent in enumerate(parents):
+            if parent >= 0:
+                sees[i] = sees[parent]
+                depth[i] = depth[parent] + 1
+            sees[i, start + i] = True
+        out = self._decoder(input_ids=torch.tensor([tokens], device=device),
+                            attention_mask=torch.from_numpy(sees).to(device)[None, None],
+                            position_ids=torch.from_numpy(start + depth).to(device)[None],
+                            cache=cache, use_cache=cache is not None)
+        wanted = sorted({*ends, *(node for row in paths for path in row for node in path)})
+        logp = dict(zip(wanted, self._head(out.last_hidden_state[0, wanted]).float().log_softmax(-1), strict=True))
+        scores = torch.zeros(len(ends), len(LABELS))
+        for r, end in enumerate(ends):
+            for j, label_ids in enumerate(self._label_ids):
+                before = [end, *paths[r][j]]  # the node each label token follows
+                scores[r, j] = sum(logp[node][token] for node, token in zip(before, label_ids, strict=True))
+        return scores.numpy()
 
     def _continuation(self, cache, mask, positions, label_ids):
         """log P(label_ids[1:] | prompt, label_ids[0]) per row; the cache is cropped back after."""

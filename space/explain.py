@@ -1,7 +1,7 @@
 """Why a label: each word's share in it, by occlusion through the same scorer.
 
 Each word of the headline is left out in turn and every variant is scored with the headline itself
-in one batch, by the scorer the user's answer came from (classifier.py: the shared prefix cache, the
+in one call, by the scorer the user's answer came from (classifier.py: the shared prefix cache, the
 adapter's temperature, the label prior). A word's weight for a label is how much that label's
 probability falls when the word is left out: P(label | headline) - P(label | headline without it).
 A positive weight for the predicted label means the word pushed toward it.
@@ -182,9 +182,6 @@ def batch_scorer(predict_proba) -> Scorer:
 
 
 def classifier_scorer(classifier) -> Scorer:
-    """A Classifier as a Scorer: the text and its variants in one batch (so they share its prefix cache).
-
-    Reusing the text's own key/value cache up to each variant's missing word was tried and measured slower on
-    the CPU: the batch is still as wide as its longest row, the one without the first word (BENCHMARKS.md).
-    """
-    return batch_scorer(lambda texts: classifier.predict_proba(texts, batch_size=len(texts)))
+    """A Classifier as a Scorer: the text and its variants packed as one tree (Classifier.predict_proba's `packed`),
+    so the words before each left-out word, shared with the text, are computed once."""
+    return batch_scorer(lambda texts: classifier.predict_proba(texts, packed=True))

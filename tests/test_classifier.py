@@ -74,6 +74,27 @@ def test_score_matches_brute_force(tiny_phi, share_prefix, batch_size):
     np.testing.assert_allclose(probs, expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_packed_as_one_tree_matches_brute_force(tiny_phi, share_prefix, monkeypatch):
+    """A headline, its variants, a repeat and an unrelated headline: the tree shares what they share, and each row
+    scores as alone. Past MAX_TREE tokens the rows go in batches instead, with the same scores."""
+    from finsent.space import classifier as classifier_module
+
+    classifier = load_classifier(str(tiny_phi), dtype="float32")
+    classifier.share_prefix = share_prefix
+    texts = [HEADLINES[0], "Kestrel Oyj its full-year outlook", "Kestrel Oyj lifts its outlook", HEADLINES[0],
+             HEADLINES[1], "A"]
+    rows = classifier.tokenizer([build_prompt(t) for t in texts]).input_ids
+    start, _, tokens, *_ = classifier._tree(rows)
+    assert len(tokens) < sum(len(r) - start for r in rows)  # the words shared are one node each...
+    assert len(classifier._tree(rows[:3] + rows[4:])[2]) == len(tokens)  # ...and a repeat adds none
+    expected = reference_probs(classifier.model, classifier.tokenizer, texts)
+    np.testing.assert_allclose(classifier.predict_proba(texts, packed=True), expected, atol=1e-5)
+    monkeypatch.setattr(classifier_module, "MAX_TREE", len(tokens) - 1)
+    assert classifier._tree(rows) is None
+    np.testing.assert_allclose(classifier.predict_proba(texts, packed=True), expected, atol=1e-5)
+
+
 def test_adapter_is_merged_and_scores_like_the_unmerged_model(tiny_phi, tiny_adapter):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -99,6 +120,7 @@ def test_four_bit_with_unmerged_adapter(tiny_phi, tiny_adapter, device):
     # same as the brute force through the 4-bit PEFT model itself
     expected = reference_probs(classifier.model, classifier.tokenizer, HEADLINES)
     np.testing.assert_allclose(classifier.predict_proba(HEADLINES), expected, atol=1e-4)
+    np.testing.assert_allclose(classifier.predict_proba(HEADLINES, packed=True), expected, atol=1e-4)
 
 
 def _copy_adapter(source, target, **info_changes):
