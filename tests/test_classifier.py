@@ -75,9 +75,9 @@ def test_score_matches_brute_force(tiny_phi, share_prefix, batch_size):
 
 
 @pytest.mark.parametrize("share_prefix", [True, False])
-def test_packed_as_one_tree_matches_brute_force(tiny_phi, share_prefix, monkeypatch):
-    """A headline, its variants, a repeat and an unrelated headline: the tree shares what they share, and each row
-    scores as alone. Past MAX_TREE tokens the rows go in batches instead, with the same scores."""
+def test_packed_as_trees_matches_brute_force(tiny_phi, share_prefix, monkeypatch):
+    """A headline, its variants, a repeat and an unrelated headline: a tree shares what they share, and each row
+    scores as alone, whether all fit one tree or each tree holds what MAX_TREE tokens allow."""
     from finsent.space import classifier as classifier_module
 
     classifier = load_classifier(str(tiny_phi), dtype="float32")
@@ -85,13 +85,15 @@ def test_packed_as_one_tree_matches_brute_force(tiny_phi, share_prefix, monkeypa
     texts = [HEADLINES[0], "Kestrel Oyj its full-year outlook", "Kestrel Oyj lifts its outlook", HEADLINES[0],
              HEADLINES[1], "A"]
     rows = classifier.tokenizer([build_prompt(t) for t in texts]).input_ids
-    start, _, tokens, *_ = classifier._tree(rows)
-    assert len(tokens) < sum(len(r) - start for r in rows)  # the words shared are one node each...
-    assert len(classifier._tree(rows[:3] + rows[4:])[2]) == len(tokens)  # ...and a repeat adds none
+    [tree] = classifier._trees(rows)
+    assert len(tree.tokens) < sum(len(r) - tree.start for r in rows)  # the words shared are one node each...
+    assert len(classifier._trees(rows[:3] + rows[4:])[0].tokens) == len(tree.tokens)  # ...and a repeat adds none
     expected = reference_probs(classifier.model, classifier.tokenizer, texts)
     np.testing.assert_allclose(classifier.predict_proba(texts, packed=True), expected, atol=1e-5)
-    monkeypatch.setattr(classifier_module, "MAX_TREE", len(tokens) - 1)
-    assert classifier._tree(rows) is None
+    monkeypatch.setattr(classifier_module, "MAX_TREE", len(tree.tokens) // 2)
+    trees = classifier._trees(rows)
+    assert len(trees) > 1 and sorted(r for t in trees for r in t.rows) == list(range(len(texts)))
+    assert all(len(t.tokens) <= len(tree.tokens) // 2 or len(t.rows) == 1 for t in trees)
     np.testing.assert_allclose(classifier.predict_proba(texts, packed=True), expected, atol=1e-5)
 
 
