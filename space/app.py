@@ -44,12 +44,12 @@ try:  # inside the project: finsent.space; deployed alone as a Space: top-level 
     from . import figures
     from .classifier import DEFAULT_ADAPTER, LABELS, TEXT_COLUMNS, load_classifier
     from .embedded import EMBEDDED_MODEL_ID
-    from .explain import Explanation, batch_scorer, explain
+    from .explain import Explanation, explain_many
 except ImportError:
     import figures
     from classifier import DEFAULT_ADAPTER, LABELS, TEXT_COLUMNS, load_classifier
     from embedded import EMBEDDED_MODEL_ID
-    from explain import Explanation, batch_scorer, explain
+    from explain import Explanation, explain_many
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,10 @@ except ImportError:
     spaces, ON_ZERO_GPU = None, False
 
 MAX_QUEUED_BATCH = 16  # single-headline requests waiting in the queue, scored together
-# The Headline tab's explanation waits for its checkbox: one call then scores the headline and its variants in one
-# batch, 2.15x a plain call's p50 on the default model on a 2-core AMD EPYC (eval/bench_app.py (d), 100 calls each,
-# BENCHMARKS.md "Explanations"): over the 2x under which it would be cheap enough to show unasked.
-EXPLAIN_BY_DEFAULT = False
+# The Headline tab explains unasked (its checkbox starts ticked): one call scores the headline and its variants,
+# packed, at 1.43x and 1.62x a plain call's p50 on the default model in two runs on a 2-core AMD EPYC
+# (eval/bench_app.py (d), 100 calls each; BENCHMARKS.md "Explanations"), within the 2x that makes it cheap enough.
+EXPLAIN_BY_DEFAULT = True
 TOO_LONG = "The headline was too long; only its beginning was read."
 EMPTY = "Type a headline first."
 EXAMPLES = [  # written for this app; fictional companies
@@ -243,13 +243,20 @@ class Service:
         return labels, notices
 
     def explain(self, text: str) -> tuple[Explanation | None, str]:
-        """One headline -> (why its label: space/explain.py, or None; notice). The headline and each variant
-        without one of its words go to the model in one batch; character offsets are into the text as given."""
-        if not (text and text.strip()):
-            return None, EMPTY
-        fitted, cut = self.fit(text)
-        explained = explain(fitted, batch_scorer(lambda texts: self.predict(texts, packed=True)), cut)
-        return explained, TOO_LONG if cut else ""
+        """One headline -> (why its label: space/explain.py, or None; notice)."""
+        explained, notices = self.explain_many([text])
+        return explained[0], notices[0]
+
+    def explain_many(self, texts: list[str]) -> tuple[list[Explanation | None], list[str]]:
+        """Headlines -> ([why each label, or None], [notice]). Every headline and each of its variants without one
+        word go to the model in one call, packed (Classifier.predict_proba); character offsets are into the text
+        as given."""
+        fitted = {i: self.fit(t) for i, t in enumerate(texts) if t and t.strip()}
+        explained = dict(zip(fitted, explain_many([t for t, _ in fitted.values()],
+                                                  lambda rows: self.predict(rows, packed=True),
+                                                  [cut for _, cut in fitted.values()]), strict=True)) if fitted else {}
+        return ([explained.get(i) for i in range(len(texts))],
+                [(TOO_LONG if fitted[i][1] else "") if i in fitted else EMPTY for i in range(len(texts))])
 
     def classify_batch(self, lines: str, upload: str | None):
         """Many headlines (one per line, or a CSV) -> (table rows, label chart, CSV file, notice)."""
@@ -344,9 +351,9 @@ class Tools:
         return self.service.classify_batch(lines, upload)
 
     def headline(self, headlines: list[str], explains: list[bool]):
-        """The Headline tab: label and notice, and with its checkbox ticked the explanation, whose one batch (the
-        headline and each variant) also gives the label shown. Batched like /classify: plain requests waiting in
-        the queue are scored together, each explained one in its own batch."""
+        """The Headline tab: label and notice, and with its checkbox ticked the explanation, whose scoring (the
+        headline and each variant) also gives the label shown. Batched like /classify: the plain requests waiting
+        in the queue are scored together, and so are the explained ones, packed in one call."""
         labels, notices = [None] * len(headlines), [""] * len(headlines)
         whys = [hidden_explanation() for _ in headlines]
         plain = [i for i, explained in enumerate(explains) if not explained]
@@ -354,12 +361,15 @@ class Tools:
             for i, probabilities, notice in zip(plain, *self.service.classify_many([headlines[i] for i in plain]),
                                                 strict=True):
                 labels[i], notices[i] = probabilities, notice
-        for i in (i for i, explained in enumerate(explains) if explained):
-            explained, notices[i] = self.service.explain(headlines[i])
-            if explained is not None:
-                labels[i] = explained.probabilities
-                whys[i] = (gr.HighlightedText(value=highlighted(explained), visible=True),
-                           gr.Markdown(value=legend(explained), visible=True))
+        asked = [i for i, explained in enumerate(explains) if explained]
+        if asked:
+            for i, explained, notice in zip(asked, *self.service.explain_many([headlines[i] for i in asked]),
+                                            strict=True):
+                notices[i] = notice
+                if explained is not None:
+                    labels[i] = explained.probabilities
+                    whys[i] = (gr.HighlightedText(value=highlighted(explained), visible=True),
+                               gr.Markdown(value=legend(explained), visible=True))
         return labels, notices, [why for why, _ in whys], [line for _, line in whys]
 
     # The MCP tools. Gradio makes the docstring the tool's description, joining the Returns lines with ", ":

@@ -168,7 +168,23 @@ def explain(text: str, score: Scorer, truncated: bool = False) -> Explanation:
     is weighed against the empty headline.
     """
     spans, texts = variants(text)
-    probs = score(text, texts)
+    return _explanation(text, spans, score(text, texts), truncated)
+
+
+def explain_many(texts: Sequence[str], predict_proba, truncated: Sequence[bool] | None = None) -> list[Explanation]:
+    """Several texts' explanations from one call of `predict_proba` (texts -> (N, 3) array) on every text and its
+    variants: the app's queued requests in one pass, packed where the scorer packs (Classifier.predict_proba)."""
+    parts = [variants(text) for text in texts]
+    probs = predict_proba([row for text, (_, others) in zip(texts, parts, strict=True) for row in (text, *others)])
+    explained, at = [], 0
+    for i, (text, (spans, _)) in enumerate(zip(texts, parts, strict=True)):
+        explained.append(_explanation(text, spans, probs[at : at + 1 + len(spans)], bool(truncated and truncated[i])))
+        at += 1 + len(spans)
+    return explained
+
+
+def _explanation(text: str, spans: list[tuple[int, int]], probs, truncated: bool) -> Explanation:
+    """From the text's probabilities (probs[0]) and each variant's (probs[1:], in the order of spans)."""
     full = dict(zip(LABELS, map(float, probs[0]), strict=True))
     words = [Word(text[start:end], start, end,
                   {label: float(probs[0][j] - probs[1 + i][j]) for j, label in enumerate(LABELS)})

@@ -234,16 +234,23 @@ def test_explain_a_headline_of_one_word_none_and_2000_characters(service):
     assert len(explained.words) == MAX_UNITS and explained.words[0].start == 0
 
 
-def test_the_headline_tab_explains_when_ticked_in_the_same_call(service):
+def test_the_headline_tab_explains_when_ticked_in_the_same_call(service, monkeypatch):
+    """Queued together, the plain headlines go to the model in one call and the explained ones in another."""
     from finsent.space.app import Tools
 
     tools = Tools(service)
-    texts = ["Kestrel Oyj lifts its outlook", "Norvale cuts 40 jobs", "  "]
-    labels, notices, whys, legends = tools.headline(texts, [True, False, True])
-    explained, _ = service.explain(texts[0])
-    assert labels[0] == pytest.approx(explained.probabilities)  # the label shown is the explanation's own
+    texts = ["Kestrel Oyj lifts its outlook", "Norvale cuts 40 jobs", "  ", "Ferrow Bank to publish results"]
+    calls, predict = [], service.predict
+    monkeypatch.setattr(service, "predict", lambda rows, *args, **kwargs: calls.append(
+        (len(rows), kwargs.get("packed", False))) or predict(rows, *args, **kwargs))
+    labels, notices, whys, legends = tools.headline(texts, [True, False, True, True])
+    assert calls == [(1, False), (len(texts[0].split()) + len(texts[3].split()) + 2, True)]
+    for i in (0, 3):
+        explained, _ = service.explain(texts[i])  # alone, as /explain_headline: the same up to rounding in bf16
+        assert labels[i] == pytest.approx(explained.probabilities, abs=0.02)  # the label shown is its explanation's
     assert set(labels[1]) == set(LABELS) and labels[2] is None and notices[2] == "Type a headline first."
-    assert [w.visible for w in whys] == [True, False, False] and [m.visible for m in legends] == [True, False, False]
+    assert [w.visible for w in whys] == [True, False, False, True]
+    assert [m.visible for m in legends] == [True, False, False, True]
     pieces = whys[0].value["root"] if isinstance(whys[0].value, dict) else whys[0].value
     weights = [piece[1] if isinstance(piece, (list, tuple)) else piece["class_or_confidence"] for piece in pieces]
     assert max(abs(w) for w in weights if w is not None) == pytest.approx(1)  # the strongest push in full colour

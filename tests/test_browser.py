@@ -107,8 +107,8 @@ def test_the_default_app_labels_clear_headlines_in_the_browser(default_settings,
 
 
 def test_the_explanation_highlights_the_headline_in_the_browser(app_url, page, tmp_path):
-    """With its checkbox ticked the headline comes back with each word coloured by its push, and a one-line legend;
-    unticked (the default: space/app.py EXPLAIN_BY_DEFAULT), the label alone."""
+    """With its checkbox ticked (the default: space/app.py EXPLAIN_BY_DEFAULT) the headline comes back with each word
+    coloured by its push, and a one-line legend; unticked, the label alone."""
     from playwright.sync_api import expect
 
     errors = []
@@ -118,8 +118,7 @@ def test_the_explanation_highlights_the_headline_in_the_browser(app_url, page, t
     expect(why).to_be_hidden()  # nothing to explain yet
     box, output = page.get_by_role("textbox", name="Headline", exact=True), page.get_by_test_id("label-output-value")
     checkbox = page.get_by_label(re.compile("Explain: which words drove the label"))
-    expect(checkbox).not_to_be_checked()
-    checkbox.check()
+    expect(checkbox).to_be_checked()
     box.fill(HEADLINE)
     page.get_by_role("button", name="Classify", exact=True).click()
     expect(output).to_have_text(re.compile(rf"^\s*({'|'.join(LABELS)})\s*$"), timeout=TIMEOUT_MS)

@@ -212,7 +212,7 @@ def test_explain_headline_answers_each_words_weight_from_one_batch_of_the_apps_s
     assert all(headline[w["start"]:w["end"]] == w["word"] for w in answer["words"])
     variants = [headline] + [(headline[:w["start"]].strip() + " " + headline[w["end"]:].strip()).strip()
                              for w in answer["words"]]
-    expected = service.classifier.predict_proba(variants, batch_size=len(variants))  # one batch, as explained
+    expected = service.classifier.predict_proba(variants, batch_size=len(variants))  # a plain batch, not packed
     label = LABELS.index(answer["label"])
     assert answer["label"] == LABELS[int(expected[0].argmax())]
     assert [answer["probabilities"][k] for k in LABELS] == pytest.approx(expected[0], abs=1e-4)
