@@ -430,7 +430,7 @@ def lever_runs(levers: list[str], args, default: str, native: dict) -> list[tupl
     runs = [("shipped: batch 32, chunk_rows 4096, shared prefix, all threads, " + default, dict(SHIPPED),
              args.lever_rows)]
     names = {"batch_size": "batch {}", "chunk_rows": "chunk_rows {}", "share_prefix": "no shared prefix",
-             "threads": "{} thread", "explain": "--explain {} (each headline and its variants in one batch)"}
+             "threads": "{} thread", "explain": "--explain {} (each headline and its variants packed in one call)"}
     for lever in (lever for lever in LEVERS if lever in levers):
         if lever == "dtype":
             other = next(d for d in DTYPES if d != default)
