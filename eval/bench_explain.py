@@ -5,7 +5,8 @@
 
 Three ways to rank a headline's words, on the scorer the app serves (the shipped adapter on the embedded
 SmolLM2, its dtype, temperature and label prior):
-- occlusion: space/explain.py, the product's explainer (every variant in one batch, shared prefix cache);
+- occlusion: space/explain.py, the product's explainer (every variant in one call, packed as a tree after the
+  shared prefix cache);
 - integrated gradients: on the input embeddings of the headline's tokens, from a zero baseline, STEPS
   midpoint steps in one batch, for the predicted label's probability as the user sees it (temperature and
   prior applied); token attributions summed over each word's tokens. Captum's LayerIntegratedGradients on

@@ -17,7 +17,7 @@ The output holds every input column in input order, then `label`, the probabilit
 and `status` (empty for a labelled row; truncated: labelled on its beginning; missing, empty or
 not text: no label); with `--explain K`, an `explanation` column: a JSON list of the K words that
 pushed most toward the label, [{"word", "start", "end", "weight"}], weight being how much the label's
-probability falls when the word is left out (each headline and its variants are scored in one batch,
+probability falls when the word is left out (each headline and its variants are scored packed in one call,
 which then gives its label and probabilities too; a repeat carries its first occurrence's words and
 offsets). The run's provenance (models, adapter digest, prompt version, prior,
 temperature, finsent version, date, counts) is in the Parquet file's key-value metadata, or in

@@ -9,7 +9,7 @@ A positive weight for the predicted label means the word pushed toward it.
 A "word" is a run of text between spaces, with two groupings a finance reader expects: a number keeps
 its currency and units ("EUR 300 million", "12.5 %", "40 basis points"), and a lone punctuation mark
 stays with the word before it. A text of more than MAX_UNITS words is explained by MAX_UNITS runs of
-neighbouring words (phrases), so the cost stays bounded: one batch of at most MAX_UNITS + 1 texts.
+neighbouring words (phrases), so the cost stays bounded: one call of at most MAX_UNITS + 1 texts.
 
 Faithfulness (ERASER's comprehensiveness and sufficiency) and the speed against a gradient method
 are measured by eval/bench_explain.py (BENCHMARKS.md, "Explanations").

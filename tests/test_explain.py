@@ -1,5 +1,5 @@
-"""The explainer (space/explain.py): its words, its arithmetic on a scripted scorer, and its one batch on a real
-scorer (the tiny Phi) against scoring each variant alone."""
+"""The explainer (space/explain.py): its words, its arithmetic on a scripted scorer, and its one call on a real
+scorer (the tiny Phi, its texts packed) against scoring each variant alone."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from finsent.space.classifier import LABELS, load_classifier
-from finsent.space.explain import MAX_UNITS, batch_scorer, classifier_scorer, explain, units, without
+from finsent.space.explain import MAX_UNITS, batch_scorer, classifier_scorer, explain, explain_many, units, without
 
 
 def words(text):
@@ -110,7 +110,7 @@ def tiny_classifier(tiny_phi):
     "Up",
     "Norvale " * 60,  # more words than MAX_UNITS: phrases
 ])
-def test_one_batch_gives_what_each_variant_scores_alone_in_fp32(tiny_classifier, text):
+def test_one_call_gives_what_each_variant_scores_alone_in_fp32(tiny_classifier, text):
     text = text.strip()
     explained = explain(text, classifier_scorer(tiny_classifier))
     spans = units(text)
@@ -121,3 +121,23 @@ def test_one_batch_gives_what_each_variant_scores_alone_in_fp32(tiny_classifier,
         change = alone[0] - alone[1 + i]
         assert np.abs(change - [word.change[k] for k in LABELS]).max() < 1e-5, word.text
     assert max(abs(explained.weight(w)) for w in explained.words) > 1e-4  # the random model does react to words
+
+
+def test_several_texts_explained_in_one_call_as_each_alone(tiny_classifier):
+    texts = ["Kestrel Oyj lifts its outlook", "Up", "Norvale cuts 40 jobs as orders slump"]
+    calls = []
+
+    def predict_proba(rows):
+        calls.append(len(rows))
+        return tiny_classifier.predict_proba(rows, packed=True)
+
+    together = explain_many(texts, predict_proba, [False, True, False])
+    assert calls == [sum(len(units(t)) + 1 for t in texts)]
+    assert [e.truncated for e in together] == [False, True, False]
+    for text, explained in zip(texts, together, strict=True):
+        alone = explain(text, classifier_scorer(tiny_classifier))
+        assert [w.text for w in explained.words] == [w.text for w in alone.words]
+        assert [explained.probabilities[k] for k in LABELS] == pytest.approx([alone.probabilities[k] for k in LABELS],
+                                                                              abs=1e-5)
+        for word, single in zip(explained.words, alone.words, strict=True):
+            assert [word.change[k] for k in LABELS] == pytest.approx([single.change[k] for k in LABELS], abs=1e-5)

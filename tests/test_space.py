@@ -225,7 +225,7 @@ def test_explain_headline_of_one_word_and_of_an_over_long_one(mcp_app):
     one, long = data(one), data(long)
     assert [w["word"] for w in one["words"]] == ["Profit"] and "notice" not in one
     assert long["notice"] == "The headline was too long; only its beginning was read."
-    assert 1 < len(long["words"]) <= 40  # neighbouring words explained together: one batch of at most 41 texts
+    assert 1 < len(long["words"]) <= 40  # neighbouring words explained together: one call of at most 41 texts
     assert long["words"][0]["start"] == 0 and long["words"][-1]["end"] <= 2000
 
 
