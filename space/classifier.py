@@ -252,11 +252,13 @@ class Classifier:
 
         `packed`: the texts share beginnings (a headline and its variants without one word each, explain.py), so
         they are scored as trees (Tree) in which each shared token is computed once, not in batches of
-        `batch_size`. For a 12-word headline's 11 texts, 108 tokens against 198 (1.5x faster on a 2-core EPYC).
+        `batch_size`. For a 12-word headline's 11 texts, 108 tokens against 198 padded (BENCHMARKS.md, "Explanations").
         """
         import numpy as np
         import torch
 
+        if not texts:
+            return np.zeros((0, len(LABELS)))
         encoded = self.tokenizer([build_prompt(text) for text in texts]).input_ids
         scores = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
         if packed:
@@ -347,7 +349,7 @@ class Classifier:
                 trees[-1].drop_last(size)
                 trees.append(Tree(start))
                 trees[-1].add(r, row, self._label_ids)
-        return trees
+        return [tree for tree in trees if tree.rows]
 
     def _score_tree(self, tree: Tree):
         """Summed label log-probabilities, as _score_batch's, of the tree's rows, in one sequence: each token sees
@@ -372,11 +374,11 @@ class Classifier:
                             cache=cache, use_cache=cache is not None)
         wanted = sorted({*tree.ends, *(node for paths in tree.paths for path in paths for node in path)})
         logp = dict(zip(wanted, self._head(out.last_hidden_state[0, wanted]).float().log_softmax(-1), strict=True))
-        scores = torch.zeros(len(tree.ends), len(LABELS))
+        scores = torch.zeros(len(tree.ends), len(LABELS), device=device)
         for r, (end, paths) in enumerate(zip(tree.ends, tree.paths, strict=True)):
             for j, (label_ids, path) in enumerate(zip(self._label_ids, paths, strict=True)):
                 scores[r, j] = sum(logp[node][token] for node, token in zip([end, *path], label_ids, strict=True))
-        return scores.numpy()
+        return scores.cpu().numpy()
 
     def _continuation(self, cache, mask, positions, label_ids):
         """log P(label_ids[1:] | prompt, label_ids[0]) per row; the cache is cropped back after."""

@@ -95,6 +95,7 @@ def test_packed_as_trees_matches_brute_force(tiny_phi, share_prefix, monkeypatch
     assert len(trees) > 1 and sorted(r for t in trees for r in t.rows) == list(range(len(texts)))
     assert all(len(t.tokens) <= len(tree.tokens) // 2 or len(t.rows) == 1 for t in trees)
     np.testing.assert_allclose(classifier.predict_proba(texts, packed=True), expected, atol=1e-5)
+    assert classifier.predict_proba([], packed=True).shape == classifier.predict_proba([]).shape == (0, 3)
 
 
 def test_adapter_is_merged_and_scores_like_the_unmerged_model(tiny_phi, tiny_adapter):
