@@ -8,8 +8,10 @@ Settings come from flags or environment variables (a Hugging Face Space sets the
 variables): FINSENT_BASE_MODEL, FINSENT_ADAPTER (default: default-adapter/ beside this
 file, trained by finsent on the embedded SmolLM2; `none`: no adapter), FINSENT_4BIT (auto: as the adapter trained; true/false),
 FINSENT_MAX_BATCH (rows per batch request), FINSENT_CONCURRENCY (requests the model
-serves at once; the others wait in the queue) and FINSENT_MCP (serve the API as MCP tools at
-/gradio_api/mcp/; on by default in a Space). A bad value stops the app at start with one line.
+serves at once; the others wait in the queue), FINSENT_MCP (serve the API as MCP tools at
+/gradio_api/mcp/; on by default in a Space), FINSENT_FEEDBACK_DIR (--feedback: users can correct
+labels, kept in that folder; off unless set) and FINSENT_FEEDBACK_REPO (USER/NAME: a Hub dataset fed from
+that folder, with the Space's HF_TOKEN secret; space/feedback.py). A bad value stops the app at start with one line.
 
 Why a label: the Headline tab's "Explain" checkbox and the MCP tool explain_headline show each word's push
 toward the label (space/explain.py: every variant without one word scored in one call with the headline).
@@ -42,14 +44,18 @@ import gradio as gr
 
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
     from . import figures
-    from .classifier import DEFAULT_ADAPTER, LABELS, TEXT_COLUMNS, load_classifier
+    from .adapter_info import local_weights, weights_sha256
+    from .classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, TEXT_COLUMNS, load_classifier
     from .embedded import EMBEDDED_MODEL_ID
     from .explain import Explanation, explain_many
+    from .feedback import NOTICE, FeedbackError, FeedbackStore, HubPush, check
 except ImportError:
     import figures
-    from classifier import DEFAULT_ADAPTER, LABELS, TEXT_COLUMNS, load_classifier
+    from adapter_info import local_weights, weights_sha256
+    from classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, TEXT_COLUMNS, load_classifier
     from embedded import EMBEDDED_MODEL_ID
     from explain import Explanation, explain_many
+    from feedback import NOTICE, FeedbackError, FeedbackStore, HubPush, check
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +114,8 @@ class Settings:
     max_batch: int = 200
     concurrency: int = 1  # one batch at a time: queued /classify calls are batched anyway (BENCHMARKS.md)
     mcp: bool = False  # the API as MCP tools too (on by default in a Space: from_env)
+    feedback_dir: str | None = None  # corrections are on, kept in this folder (space/feedback.py); None: off
+    feedback_repo: str | None = None  # and pushed to this Hub dataset
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -122,6 +130,8 @@ class Settings:
         for key, value in overrides.items():
             if value is not None and key in raw:
                 raw[key] = (f"--{key}", value)
+        repo = overrides.get("feedback_repo") or env.get("FINSENT_FEEDBACK_REPO") or None
+        folder = overrides.get("feedback") or env.get("FINSENT_FEEDBACK_DIR") or ("feedback" if repo else None)
         return cls(
             base_model=overrides.get("base_model") or env.get("FINSENT_BASE_MODEL") or None,
             adapter=overrides.get("adapter") or env.get("FINSENT_ADAPTER") or cls.adapter,
@@ -129,7 +139,27 @@ class Settings:
             max_batch=_count(*raw["max_batch"]),
             concurrency=_count(*raw["concurrency"]),
             mcp=_choice(*raw["mcp"], BOOLEAN) == "true",
+            feedback_dir=_folder("FINSENT_FEEDBACK_DIR (--feedback)", folder) if folder else None,
+            feedback_repo=_repo_id("FINSENT_FEEDBACK_REPO", repo) if repo else None,
         )
+
+
+def _folder(name: str, value: str) -> str:
+    """A folder the app can write to, made if missing."""
+    try:
+        Path(value).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SettingsError(f"{name}={value!r}: cannot make this folder ({err.strerror}); give a writable folder") from None
+    if not os.access(value, os.W_OK):
+        raise SettingsError(f"{name}={value!r}: this folder is not writable; give a writable folder")
+    return value
+
+
+def _repo_id(name: str, value: str) -> str:
+    parts = value.strip().split("/")
+    if len(parts) != 2 or not all(parts):
+        raise SettingsError(f"{name}={value!r}: give a Hub dataset id, USER/NAME")
+    return value.strip()
 
 
 # by number: what the GPU function receives instead of the service (its lock and model do not pickle)
@@ -164,6 +194,7 @@ class Service:
         self.id = next(_service_ids)
         _services[self.id] = self
         self._csv_dir = tempfile.TemporaryDirectory(prefix="finsent-")  # removed with the service or at exit
+        self.hub_push = None  # the Hub dataset's CommitScheduler, once corrections start (feedback)
 
     @cached_property
     def adapter(self) -> str | None:
@@ -257,6 +288,40 @@ class Service:
                                                   [cut for _, cut in fitted.values()]), strict=True)) if fitted else {}
         return ([explained.get(i) for i in range(len(texts))],
                 [(TOO_LONG if fitted[i][1] else "") if i in fitted else EMPTY for i in range(len(texts))])
+
+    @cached_property
+    def feedback(self) -> FeedbackStore | None:
+        """Where corrections go (space/feedback.py), or None when the owner has not turned them on. With a Hub
+        dataset, its first push runs now (rows left from before a restart go out at once)."""
+        if not self.settings.feedback_dir:
+            return None
+        store = FeedbackStore(self.settings.feedback_dir)
+        if self.settings.feedback_repo:
+            self.hub_push = HubPush(self.settings.feedback_dir, self.settings.feedback_repo)
+        return store
+
+    def feedback_notice(self) -> str:
+        where = f"in `{self.settings.feedback_dir}/` on this app's server"
+        if self.settings.feedback_repo:
+            where += f" and in the Hub dataset `{self.settings.feedback_repo}`"
+        return NOTICE.format(where=where)
+
+    def correct(self, session: str, text: str, label: str) -> tuple[bool, str, dict[str, float]]:
+        """Keep `label` as the right one for `text`, beside the model's own answer, scored here, not taken from the
+        caller -> (saved; False for a repeat from this session, the label, the model's probabilities).
+        FeedbackError for bad input, a session over the limit, or corrections turned off."""
+        if self.feedback is None:
+            raise FeedbackError("Corrections are off in this app; its owner turns them on with --feedback DIR.")
+        text, label = check(text, label)  # refused before the model runs
+        probabilities, _ = self.classify(text)
+        return self.feedback.save(session, text, label, probabilities, self.model_record), label, probabilities
+
+    @cached_property  # after the model loaded: a Hub adapter is then in the local cache
+    def model_record(self) -> dict:
+        """What a correction records of the model that answered: its adapter's weights sha256 (null: the base alone)
+        and prompt version."""
+        folder = local_weights(self.adapter) if self.adapter else None
+        return {"adapter_sha256": weights_sha256(folder) if folder else None, "prompt_version": PROMPT_VERSION}
 
     def classify_batch(self, lines: str, upload: str | None):
         """Many headlines (one per line, or a CSV) -> (table rows, label chart, CSV file, notice)."""
@@ -435,6 +500,56 @@ class Tools:
         data = explained.as_dict()
         return json.dumps({**data, "notice": notice} if notice else data)
 
+    def save_correction(self, headline: str, label: str | None, request: gr.Request) -> str:
+        """The Save button under an answer (Headline tab, or the row picked in the Batch tab) -> what happened."""
+        if not label:
+            return "Pick the right label first (or keep the model's, to confirm it)."
+        try:
+            saved, label, _ = self.service.correct(session_of(request), headline, label)
+        except FeedbackError as err:
+            return str(err)
+        return f"Saved: **{label}**. Thank you." if saved else "Already saved."
+
+    def correct_headline(self, headline: str, label: str, request: gr.Request) -> str:
+        """Record the right sentiment label for a financial news headline, so the model can be retrained on it.
+
+        Args:
+            headline: the headline, e.g. "Kessel Bank set aside another EUR 300 million for loan losses".
+            label: the right label: negative, neutral or positive (the model's own label confirms it).
+
+        Returns:
+            JSON: {"saved": true, "label": "negative", "model_label": "positive", "probabilities": {"negative": 0.2, "neutral": 0.1, "positive": 0.7}}
+            the model's label and probabilities are its answer now, stored with the correction
+            "saved" is false when this session already sent this headline with this label: a repeat is kept once
+            a tool error with a one-line message for an empty or over-long headline, an unknown label, or over 30 corrections a minute
+        """
+        try:
+            saved, label, probabilities = self.service.correct(session_of(request), headline, label)
+        except FeedbackError as err:
+            raise refusal(str(err)) from None
+        return json.dumps({"saved": saved, "label": label, "model_label": max(probabilities, key=probabilities.get),
+                           "probabilities": probabilities})
+
+
+def session_of(request: gr.Request | None) -> str:
+    """Whom the correction limits count against: the MCP client's session, else Gradio's session (a browser tab, a
+    gradio_client Client). Kept in memory only, never written."""
+    if request is None:
+        return "anonymous"
+    headers = getattr(request, "headers", None) or {}
+    return headers.get("mcp-session-id") or getattr(request, "session_hash", None) or "anonymous"
+
+
+def pick_row(event: gr.SelectData):
+    """A click on a Batch result row -> that row's headline, and its label to confirm or change."""
+    row = event.row_value or []
+    return (row[0], row[1]) if len(row) > 1 else ("", None)
+
+
+def top_label(probabilities: dict | None):
+    """The Headline tab's answer -> its label, preset as the one to save (confirm it, or pick another)."""
+    return max(probabilities, key=probabilities.get) if isinstance(probabilities, dict) and probabilities else None
+
 
 def hidden_explanation():
     return gr.HighlightedText(value=None, visible=False), gr.Markdown(value="", visible=False)
@@ -532,6 +647,7 @@ def write_csv(rows, folder: str) -> str:
 def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
     service = service or Service(settings)
     tools = Tools(service)
+    feedback = bool(settings.feedback_dir)
     with gr.Blocks(title="finsent: financial headline sentiment") as app:
         gr.Markdown("# Financial headline sentiment\nNegative, neutral or positive, with probabilities.")
         status = gr.Markdown("Loading the model… (the first answer waits for it)")
@@ -544,6 +660,10 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
             why = gr.HighlightedText(label="Why this label", visible=False, show_legend=False,
                                      show_inline_category=False, elem_id="why")
             why_legend = gr.Markdown(visible=False, elem_id="why-legend")
+            if feedback:
+                right, save, saved = correction_controls(service, "headline")
+                label.change(top_label, inputs=label, outputs=right, api_visibility="private")
+                save.click(tools.save_correction, inputs=[text, right], outputs=saved, api_visibility="private")
             gr.Examples(EXAMPLES, inputs=text)
             batched = {"batch": True, "max_batch_size": MAX_QUEUED_BATCH}
             shown = {"fn": tools.headline, "inputs": [text, show_why], "outputs": [label, notice, why, why_legend],
@@ -565,6 +685,13 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
             download = gr.File(label="Download the results (CSV)")
             run.click(tools.classify_batch, inputs=[lines, upload], outputs=[table, chart, download, batch_notice],
                       api_name="classify_batch", api_visibility="undocumented")
+            if feedback:
+                picked = gr.Textbox(label="Click a row of the results to correct or confirm its label",
+                                    interactive=False, elem_id="batch-picked")
+                batch_right, batch_save, batch_saved = correction_controls(service, "batch")
+                table.select(pick_row, outputs=[picked, batch_right], api_visibility="private")
+                batch_save.click(tools.save_correction, inputs=[picked, batch_right], outputs=batch_saved,
+                                 api_visibility="private")
         with gr.Tab("About the model"):
             about_text = gr.Markdown()
             about_plot = gr.Plot(label="Confusion matrix")
@@ -573,10 +700,24 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
         gr.api(tools.classify_headline, api_name="classify_headline")
         gr.api(tools.classify_headlines, api_name="classify_headlines")
         gr.api(tools.explain_headline, api_name="explain_headline")
+        if feedback:  # a fourth tool only where the owner turned corrections on
+            gr.api(tools.correct_headline, api_name="correct_headline")
         app.load(service.status, outputs=status, api_visibility="private")
         app.load(lambda: _about(service), outputs=[about_text, about_plot], api_visibility="private")
     app.queue(default_concurrency_limit=settings.concurrency, max_size=64)
     return app
+
+
+def correction_controls(service: Service, where: str):
+    """What the Headline tab and the Batch tab show under an answer when corrections are on: the notice of what is
+    stored, the right label (preset to the model's), Save, and what happened."""
+    with gr.Group():
+        gr.Markdown(service.feedback_notice(), elem_id=f"{where}-feedback-notice")
+        right = gr.Radio(list(LABELS), label="The right label (keep the model's to confirm it)",
+                         elem_id=f"{where}-right")
+        save = gr.Button("Save", elem_id=f"{where}-save")
+        saved = gr.Markdown(elem_id=f"{where}-saved")
+    return right, save, saved
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -590,6 +731,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", help="requests served at once (default 1; /classify batches the queue)")
     parser.add_argument("--mcp", help="true: serve the API as MCP tools at /gradio_api/mcp/ too "
                         "(default: true in a Space, else false)")
+    parser.add_argument("--feedback", metavar="DIR", help="let users correct labels: keep them in DIR "
+                        "(default: off; FINSENT_FEEDBACK_DIR)")
+    parser.add_argument("--feedback_repo", metavar="USER/NAME", help="also push the corrections to this Hub dataset, "
+                        "made private if missing (FINSENT_FEEDBACK_REPO; token: HF_TOKEN)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))  # a Space sets 0.0.0.0
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     return parser
@@ -602,6 +747,17 @@ def settings_or_exit(**overrides) -> Settings:
         raise SystemExit(f"error: {err}") from None
 
 
+def start_feedback(service: Service) -> None:
+    """Open the corrections' folder and start the Hub dataset's pushes now: a wrong repo or token stops the app at
+    start with one line, not at a user's first correction."""
+    try:
+        service.feedback  # noqa: B018 - the property opens them
+    except Exception as err:  # the Hub said no (token, rights, name), or the folder is not usable
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SystemExit(f"error: corrections cannot start ({reason}); check FINSENT_FEEDBACK_DIR, "
+                         "FINSENT_FEEDBACK_REPO and the HF_TOKEN secret") from None
+
+
 # ZeroGPU: the model goes to `cuda` at import, as its documentation requires; requests then borrow a GPU.
 SPACE_SERVICE = Service(settings_or_exit(), device="cuda").load() if ON_ZERO_GPU else None
 
@@ -609,8 +765,10 @@ SPACE_SERVICE = Service(settings_or_exit(), device="cuda").load() if ON_ZERO_GPU
 def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
     settings = settings_or_exit(base_model=args.base_model, adapter=args.adapter, load_in_4bit=args.load_in_4bit,
-                                max_batch=args.max_batch, concurrency=args.concurrency, mcp=args.mcp)
+                                max_batch=args.max_batch, concurrency=args.concurrency, mcp=args.mcp,
+                                feedback=args.feedback, feedback_repo=args.feedback_repo)
     service = SPACE_SERVICE if SPACE_SERVICE and SPACE_SERVICE.settings == settings else Service(settings)
+    start_feedback(service)
     mcp = f", MCP tools at http://{args.host}:{args.port}/gradio_api/mcp/" if settings.mcp else ""
     print(f"finsent: serving {service.describe()} at http://{args.host}:{args.port}{mcp}", flush=True)
     build_app(settings, service).launch(server_name=args.host, server_port=args.port, mcp_server=settings.mcp)

@@ -41,7 +41,6 @@ import logging
 import re
 import shutil
 import tempfile
-import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +50,7 @@ import pandas as pd
 import yaml
 
 from finsent.space.classifier import LABELS, build_completion, build_prompt
+from finsent.space.feedback import text_key  # how texts are compared: one home, beside the app's corrections
 
 logger = logging.getLogger(__name__)
 
@@ -325,11 +325,6 @@ def _validate(source: str, records: list[Record], problems: list[Problem], skip_
     df = pd.DataFrame(rows, columns=list(COLUMNS)).astype(str)
     df.attrs["skipped"] = problems
     return df
-
-
-def text_key(text: str) -> str:
-    """A text as compared for repeats: Unicode NFKC, whitespace collapsed, casefolded."""
-    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
 def split_dataset(
