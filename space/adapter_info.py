@@ -16,7 +16,10 @@ scores. train.py records the value its recipe gives (train/sweep.py fits it on
 cross-validated predictions); 1 (no change) when absent.
 
 `augment` says which templated rows (`--augment`, train/augment.py) joined the training rows, null
-for none; `train_label_counts` counts every row trained on, templated ones included.
+for none; `train_label_counts` counts every row trained on, templated ones included. `corrections`
+records users' corrections trained on (`--corrections`, train/corrections.py) and `continued_from` the
+adapter a continuation started from (`--init_adapter`: its weights' sha256 and the rows of its own replayed);
+null for none.
 
 The digest covers each tensor's name, dtype, shape and bytes, so it names the
 weights, not the file layout. An adapter without the file predates it, so it
@@ -97,7 +100,7 @@ def _task_facts():
 
 def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int], revision: str | None = None,
               quantization: dict | None = None, temperature: float = 1.0, precision: dict | None = None,
-              augment: dict | None = None):
+              augment: dict | None = None, corrections: dict | None = None, continued_from: dict | None = None):
     labels, prompt_version = _task_facts()
     folder = local_weights(base_path, revision)
     embedded = base_model == EMBEDDED_MODEL_ID and base_path != base_model
@@ -113,6 +116,8 @@ def make_info(base_model: str, base_path: str, train_label_counts: dict[str, int
         "temperature": float(temperature),  # label log-scores are divided by it (fitted by train/sweep.py)
         "training_precision": precision,  # what training computed in, and on what: {autocast, compute_dtype, hardware}
         "augment": augment,  # the templated training rows (train/augment.py), null for none
+        "corrections": corrections,  # users' corrections trained on (space/feedback.py): source, rows, counts, sha256
+        "continued_from": continued_from,  # the adapter it continued (--init_adapter): source, weights_sha256, replay
     }
 
 

@@ -206,6 +206,7 @@ def test_without_feedback_there_is_no_correction_tool_and_the_service_refuses(ti
 
 
 def test_feedback_settings(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # a repo alone keeps its corrections in ./feedback first
     monkeypatch.delenv("FINSENT_FEEDBACK_DIR", raising=False)
     monkeypatch.delenv("FINSENT_FEEDBACK_REPO", raising=False)
     assert Settings.from_env().feedback_dir is None  # off unless the owner says so
@@ -219,7 +220,7 @@ def test_feedback_settings(monkeypatch, tmp_path):
     with pytest.raises(SettingsError, match="cannot make this folder"):
         Settings.from_env(feedback=str(tmp_path / "file" / "sub"), feedback_repo="u/n")
     monkeypatch.delenv("FINSENT_FEEDBACK_DIR")
-    assert Settings.from_env(feedback_repo="u/n").feedback_dir == "feedback"  # a repo alone: a local folder first
+    assert Settings.from_env(feedback_repo="u/n").feedback_dir == "feedback" and (tmp_path / "feedback").is_dir()
 
 
 def pushed(hub) -> dict[str, bytes]:

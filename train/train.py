@@ -25,11 +25,12 @@ import yaml
 from transformers import TrainerCallback
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 
-from finsent.space.adapter_info import INFO_FILE, make_info, write_info
+from finsent.space.adapter_info import INFO_FILE, AdapterMismatch, check_info, make_info, write_info
 from finsent.space.classifier import quantization_settings
 from finsent.space.embedded import resolve_model_path
 from finsent.space.precision import fp16_safe_attention, this_machine
 from finsent.train import augment
+from finsent.train.corrections import Continuation, correction_rows, without
 from finsent.train.data import (
     COLUMNS,
     SplitSizes,
@@ -87,9 +88,25 @@ class ScriptArguments:
         default=False, metadata={"help": "Balanced epochs: each holds as many rows of every label as the smallest "
                                  "has (a fresh draw of the others each epoch; train/sampling.py)."},
     )
-    temperature: float = dataclasses.field(
-        default=1.0, metadata={"help": "Recorded in finsent.json: label log-scores are divided by it before any "
-                               "prior shift (calibration; train/sweep.py fits it on cross-validated predictions)."},
+    temperature: float | None = dataclasses.field(
+        default=None, metadata={"help": "Recorded in finsent.json: label log-scores are divided by it before any "
+                                "prior shift (calibration; train/sweep.py fits it on cross-validated predictions). "
+                                "Default: 1 (none), or --init_adapter's own."},
+    )
+    corrections: str | None = dataclasses.field(
+        default=None, metadata={"help": "Users' corrections from the app (`finsent app --feedback DIR`): that "
+                                "folder, its corrections.jsonl, or the Hub dataset it pushes to. They join the "
+                                "training rows (a headline's latest label; training rows of the same headline give "
+                                "way); refused if any is a test or eval row."},
+    )
+    init_adapter: str | None = dataclasses.field(
+        default=None, metadata={"help": "Continue this adapter (a folder or Hub id), not a new LoRA: on its base, its "
+                                "split (drawn again from the source its split/summary.json records) and its "
+                                "temperature, training on the --corrections and --replay rows of its own."},
+    )
+    replay: int = dataclasses.field(
+        default=400, metadata={"help": "With --init_adapter: rows drawn (seeded) from the adapter's own training rows, "
+                               "mixed with the corrections so that it does not forget the rest."},
     )
     batch_per_process: bool = dataclasses.field(
         default=False, metadata={"help": "Each process takes the recipe's batch (so N processes train on N times it). "
@@ -273,6 +290,26 @@ class InfoInCheckpoints(TrainerCallback):
             (folder / "README.md").unlink(missing_ok=True)
 
 
+def continuation(script_args: ScriptArguments, model_args: ModelConfig) -> Continuation:
+    """The adapter --init_adapter names, checked against the rest of the flags and the base it will load on."""
+    for flag, given in (("--data_file", script_args.data_file), ("--augment", script_args.augment)):
+        if given:
+            raise UsageError(f"--init_adapter continues on the adapter's own split and training rows; drop {flag}")
+    if not script_args.corrections:
+        raise UsageError("--init_adapter: pass --corrections (the app's feedback folder or Hub dataset) to learn from")
+    init = Continuation.load(script_args.init_adapter)
+    model_args.model_name_or_path = model_args.model_name_or_path or init.base_model
+    try:
+        check_info(init.source, init.info, model_args.model_name_or_path, resolve_model_path(model_args.model_name_or_path))
+    except AdapterMismatch as err:
+        raise UsageError(f"--init_adapter: {err}") from None
+    if bool(init.info.get("base_quantization")) != bool(model_args.load_in_4bit):
+        want = "true" if init.info.get("base_quantization") else "false"
+        raise UsageError(f"--init_adapter {init.source} trained on a {'4-bit' if want == 'true' else 'full-precision'} "
+                         f"base; pass --load_in_4bit {want}")
+    return init
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -305,25 +342,42 @@ def train(
     logger.info("precision: %s", precision["line"])
     logger.info("config: %s", {"script": script_args, "model": model_args})
     logger.info("process %d of %d", training_args.process_index, training_args.world_size)
+    output_dir = Path(training_args.output_dir)
+    check_output_dir(output_dir, script_args.resume)
+    init = continuation(script_args, model_args) if script_args.init_adapter else None
+    if script_args.temperature is None:  # a continuation keeps the calibration it was given
+        script_args.temperature = float(init.info.get("temperature", 1.0)) if init else 1.0
     if not script_args.temperature > 0:
         raise UsageError(f"--temperature {script_args.temperature}: give a number above 0 (1 leaves scores as they are)")
-    if not script_args.data_file:
+    if not script_args.data_file and not init:
         raise UsageError("no data: pass --data_file (a CSV, a PhraseBank .txt, a dataset folder or Hub id)")
     if not model_args.model_name_or_path:
         raise UsageError("no base model: pass --config phi2-qlora / cpu-embedded, or --model_name_or_path")
-    output_dir = Path(training_args.output_dir)
-    check_output_dir(output_dir, script_args.resume)
 
     # Data: read, validate and split before anything is written.
-    table = read_labelled(script_args.data_file, dataset_config=script_args.dataset_config,
-                          encoding=script_args.encoding, skip_malformed=script_args.skip_malformed)
-    splits, summary = split_dataset(table, script_args.sizes(), seed=script_args.split_seed)
-    summary["source"] = script_args.data_file
+    if init:  # the adapter's own split, drawn again: its test score before and after is on the same rows
+        splits = init.splits
+        summary = {key: value for key, value in
+                   json.loads((init.folder / "split" / "summary.json").read_text()).items() if key != "sha256"}
+    else:
+        table = read_labelled(script_args.data_file, dataset_config=script_args.dataset_config,
+                              encoding=script_args.encoding, skip_malformed=script_args.skip_malformed)
+        splits, summary = split_dataset(table, script_args.sizes(), seed=script_args.split_seed)
+        summary["source"] = script_args.data_file
     if not len(splits["eval"]) and training_args.eval_strategy != "no":
         raise UsageError("--eval_size 0 leaves no eval set: also pass --eval_strategy no")
-    # Templated rows join the training rows only, after the split: test, eval and the split's sha256 stay the data's.
-    templated, summary["augment"] = augment.for_training(script_args.augment, script_args.augment_seed, splits)
-    train_rows = pd.concat([splits["train"], templated[list(COLUMNS)]], ignore_index=True)
+    corrections, corrected = (correction_rows(script_args.corrections, splits) if script_args.corrections
+                              else (pd.DataFrame(columns=list(COLUMNS)), None))
+    if init:  # the corrections, and a replay of what it learned before
+        replayed = init.replay(script_args.replay, training_args.seed, corrections)
+        train_rows = pd.concat([corrections, replayed], ignore_index=True)
+        logger.info("continuing %s on %d correction(s) and %d of its own rows", init.source, len(corrections),
+                    len(replayed))
+    else:
+        # Templated rows join the training rows only, after the split: test, eval and the split's sha256 stay the data's.
+        templated, summary["augment"] = augment.for_training(script_args.augment, script_args.augment_seed, splits)
+        train_rows = pd.concat([without(splits["train"], corrections), templated[list(COLUMNS)], corrections],
+                               ignore_index=True)
     if script_args.resume:
         check_same_split(output_dir, splits, summary["augment"])
     device = place(script_args, model_args, training_args)
@@ -342,19 +396,28 @@ def train(
         ) from None
     targets = find_lora_targets(model)
     logger.info("%d layers; linear modules: %s", targets.num_layers, " ".join(targets.module_names))
-    peft_config = get_lora_config(model_args, model)
-    logger.info("LoRA on: %s", peft_config.target_modules)
+    if init:  # its own LoRA, trainable: no new one
+        from peft import PeftModel
+
+        model, peft_config = PeftModel.from_pretrained(model, str(init.folder), is_trainable=True), None
+        logger.info("LoRA on: %s (as %s trained)", sorted(model.peft_config["default"].target_modules), init.source)
+    else:
+        peft_config = get_lora_config(model_args, model)
+        logger.info("LoRA on: %s", peft_config.target_modules)
 
     # What the adapter will be checked against when loaded: prompt version, base weights, label mix.
     base = model_args.model_name_or_path
     counts = train_rows["sentiment"].value_counts().to_dict()  # every row trained on, templated ones too
     if script_args.balance_classes:  # the label mix the model sees: every epoch balanced
         counts = dict.fromkeys(counts, min(counts.values()))
+    if init:  # what it learned before, and the corrections (the replayed rows are a sample of the former)
+        counts = init.label_counts(corrections)
     info = make_info(base, resolve_model_path(base), counts, model_args.model_revision,
                      quantization_settings(getattr(model.config, "quantization_config", None)),
                      temperature=script_args.temperature,
                      precision={key: precision[key] for key in ("autocast", "compute_dtype", "hardware")},
-                     augment=summary["augment"])
+                     augment=summary.get("augment"), corrections=corrected,
+                     continued_from=init.record(len(train_rows) - len(corrections)) if init else None)
     if training_args.process_index == 0:  # the settings first, so an interrupted run keeps them
         write_split(splits, summary, output_dir)
         save_resolved_config(output_dir / RESOLVED_CONFIG, script_args, model_args, training_args, precision)
