@@ -204,6 +204,8 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         labels=list(LABELS),
         hyperparameters=hyperparameters(run),
         augment=info.get("augment"),
+        corrections=info.get("corrections"),
+        continued_from=info.get("continued_from"),
         runs=runs,
         interval=_summary_intervals(shown.get("intervals")),
         interval_method=shown.get("intervals"),

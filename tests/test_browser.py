@@ -136,3 +136,54 @@ def test_the_explanation_highlights_the_headline_in_the_browser(app_url, page, t
     expect(legend).to_be_hidden()
     expect(output).to_have_text(re.compile(rf"^\s*({'|'.join(LABELS)})\s*$"))
     assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+def test_a_user_corrects_a_headline_and_a_batch_row_in_the_browser(tiny_phi, trained, page, tmp_path, monkeypatch):
+    """Corrections on (--feedback DIR): the notice says what is kept; the right label starts at the model's answer;
+    Save keeps the one picked, in the Headline tab and for a clicked row of the Batch tab."""
+    import json
+
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    folder = tmp_path / "feedback"
+    app = build_app(Settings(base_model=str(tiny_phi), adapter=str(trained), load_in_4bit="false",
+                             feedback_dir=str(folder)))
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        expect(page.locator("#headline-feedback-notice")).to_contain_text("No IP address or user id is kept")
+        page.get_by_role("textbox", name="Headline", exact=True).fill(HEADLINE)
+        page.get_by_role("button", name="Classify", exact=True).click()
+        output = page.get_by_test_id("label-output-value")
+        expect(output).to_have_text(re.compile(rf"^\s*({'|'.join(LABELS)})\s*$"), timeout=TIMEOUT_MS)
+        answer = output.inner_text().strip()
+        right = page.locator("#headline-right")
+        expect(right.get_by_label(answer, exact=True)).to_be_checked(timeout=TIMEOUT_MS)  # preset: confirm it
+        other = next(label for label in LABELS if label != answer)
+        right.get_by_label(other, exact=True).check()
+        page.locator("#headline-save").click()
+        expect(page.locator("#headline-saved")).to_contain_text(f"Saved: {other}", timeout=TIMEOUT_MS)
+
+        page.get_by_role("tab", name="Batch").click()
+        page.get_by_role("textbox", name="Headlines, one per line").fill("Orvik Foods writes down its Polish unit\n"
+                                                                          "Ashby Cement reaffirms its guidance")
+        page.get_by_role("button", name="Classify all").click()
+        cell = page.get_by_text("Ashby Cement reaffirms its guidance", exact=True).first
+        expect(cell).to_be_visible(timeout=TIMEOUT_MS)
+        cell.click()
+        expect(page.locator("#batch-picked textarea")).to_have_value("Ashby Cement reaffirms its guidance",
+                                                                     timeout=TIMEOUT_MS)
+        page.locator("#batch-right").get_by_label("neutral", exact=True).check()
+        page.locator("#batch-save").click()
+        expect(page.locator("#batch-saved")).to_contain_text("Saved: neutral", timeout=TIMEOUT_MS)
+    finally:
+        app.close()
+    rows = [json.loads(line) for line in (folder / "corrections.jsonl").read_text().splitlines()]
+    assert [(row["text"], row["label"]) for row in rows] == [(HEADLINE, other),
+                                                            ("Ashby Cement reaffirms its guidance", "neutral")]
+    assert rows[0]["model_label"] in LABELS  # scored again on the server: a near tie may round either way in bf16
+    assert errors == [], f"uncaught errors in the page: {errors}"

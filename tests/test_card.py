@@ -223,3 +223,20 @@ def test_the_card_shows_three_wrong_answers_of_the_suite_with_the_words_that_dro
     assert shown[0] == {"text": "Kestrel's loss narrowed", "predicted": "negative", "probability": 0.9,
                         "expected": "positive", "words": '"loss" +0.41, "Oyj" -0.02'}
     assert wrong_answers({}) == [] and wrong_answers({"behaviour": {"c": run["behaviour"]["c"]}}) == []
+
+
+def test_the_card_says_which_corrections_and_which_adapter_a_continuation_learned_from(evaluated, tmp_path):
+    from finsent.space.adapter_info import read_info, write_info
+
+    run = shutil.copytree(evaluated, tmp_path / "continued")
+    corrections = {"source": "user/finsent-corrections", "rows": 1234, "superseded": 2, "sha256": "c" * 64,
+                   "counts": {"negative": 500, "neutral": 400, "positive": 334}}
+    continued = {"source": "user/finsent-default", "weights_sha256": "d" * 64, "replay_rows": 400}
+    write_info(run, {**read_info(str(run)), "corrections": corrections, "continued_from": continued})
+    text = " ".join(str(build_card(run, "tester/x")).split())
+    assert "It learned from 1,234 corrections that users of the finsent app made (500 negative, 400 neutral, " \
+           "334 positive; read from `user/finsent-corrections`, sha256 `cccccccccccc…`; 2 older labels" in text
+    assert "This adapter continues `user/finsent-default` (weights sha256 `dddddddddddd…`)" in text
+    assert "with 400 rows of its own training rows replayed" in text
+    plain = str(build_card(evaluated, "tester/x"))
+    assert "corrections" not in plain and "continues" not in plain
