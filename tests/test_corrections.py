@@ -115,3 +115,17 @@ def test_init_adapter_without_corrections_or_with_an_empty_folder_is_refused(tin
     no_corrections = [a for a in args if a not in ("--corrections", str(tmp_path / "missing"))]
     assert train_script.main(no_corrections) == 2
     assert "--init_adapter: pass --corrections" in capsys.readouterr().err
+
+
+def test_the_modern_headlines_are_balanced_distinct_and_cut_into_two_stratified_halves():
+    from finsent.eval.bench_corrections import HEADLINES, halves
+    from finsent.space.classifier import LABELS
+
+    rows = pd.read_csv(HEADLINES)
+    assert len(rows) >= 200 and rows["sentiment"].value_counts().to_dict() == dict.fromkeys(LABELS, len(rows) // 3)
+    assert rows["text"].map(text_key).is_unique
+    first, second = halves(0)
+    assert {r["text"] for r in first}.isdisjoint(r["text"] for r in second) and len(first) + len(second) == len(rows)
+    for label in LABELS:
+        assert sum(r["sentiment"] == label for r in first) == sum(r["sentiment"] == label for r in second)
+    assert halves(0) == (first, second) and halves(1) != (first, second)
