@@ -63,9 +63,14 @@ def read_run(run_dir: str | Path) -> dict:
     }
 
 
-def dataset_of(config: dict) -> tuple[str, str | None, str]:
+def data_source(run: dict) -> str:
+    """The training data's file or Hub id: the run's --data_file, or, for a continuation (--init_adapter), the one
+    its split was drawn from."""
+    return run["config"]["script"].get("data_file") or (run["split"] or {})["source"]
+
+
+def dataset_of(config: dict, source: str) -> tuple[str, str | None, str]:
     """(Hub dataset id or file name, config, pretty name) of the training data."""
-    source = config["script"]["data_file"]
     name = Path(source).name.lower()
     if source == PHRASEBANK:
         subset = config["script"].get("dataset_config")
@@ -138,7 +143,7 @@ def build_card(run_dir: str | Path, repo_id: str) -> ModelCard:
 def card_from_run(run: dict, repo_id: str) -> ModelCard:
     """The card from a run already read with `read_run`."""
     results = run["results"]
-    dataset = dataset_of(run["config"])
+    dataset = dataset_of(run["config"], data_source(run))
     base_model = run["adapter"]["base_model_name_or_path"]
     on_hub = hub_id(base_model)  # a local base (a folder) has no Hub page to link
     four_bit = bool(run["config"]["model"].get("load_in_4bit"))  # a QLoRA run
@@ -199,7 +204,7 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         baseline=metrics.get("baseline"),
         mode=results["mode"],
         evaluated=results["created"][:10],
-        data_description=_data_description(dataset, run["config"]),
+        data_description=_data_description(dataset, data_source(run)),
         split=split,
         labels=list(LABELS),
         hyperparameters=hyperparameters(run),
@@ -267,10 +272,10 @@ def _summary_intervals(intervals: dict | None) -> dict[str, list[float]] | None:
     return values
 
 
-def _data_description(dataset: tuple[str, str | None, str], config: dict) -> str:
+def _data_description(dataset: tuple[str, str | None, str], source: str) -> str:
     dataset_type, subset, name = dataset
     if dataset_type == PHRASEBANK:
         return (f"The [Financial PhraseBank](https://huggingface.co/datasets/{PHRASEBANK}) (Malo et al., 2014), "
                 f"config `{subset}`: sentences from English financial news, each labelled by 5 to 8 annotators; "
-                f"read from `{Path(config['script']['data_file']).name}`.")
+                f"read from `{Path(source).name}`.")
     return f"`{name}`: labelled headlines provided by the user (sentiment,text)."

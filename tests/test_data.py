@@ -24,6 +24,7 @@ from finsent.train.data import (
     load_split,
     read_labelled,
     split_dataset,
+    split_digests,
     text_key,
     to_prompt_completion,
     write_split,
@@ -453,6 +454,16 @@ def test_write_split_round_trip(tmp_path):
         assert written["sha256"][f"{side}.csv"] == file_sha256(path)
     assert written["counts"] == summary["counts"]
     assert "sha256" not in summary  # the caller's dict is left as it was
+
+
+def test_a_run_without_eval_rows_loads_its_split_back(tmp_path):
+    """--eval_size 0 (the default adapter's recipe) writes an eval.csv of its header alone: the run's split still loads,
+    so `finsent evaluate` takes the run folder as written."""
+    splits, summary = split_dataset(balanced(4), SplitSizes(train=None, test=1, eval=0))
+    write_split(splits, summary, tmp_path / "run")
+    loaded = load_split(tmp_path / "run")
+    assert len(loaded["eval"]) == 0 and split_digests(loaded) == split_digests(splits)
+    pd.testing.assert_frame_equal(loaded["test"], splits["test"])
 
 
 def test_write_split_replaces_an_old_split_and_a_failed_write_leaves_it(tmp_path):

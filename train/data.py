@@ -462,7 +462,7 @@ def load_split(run_dir: str | Path) -> dict[str, pd.DataFrame]:
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     files = {side: run_dir / "split" / f"{side}.csv" for side in SPLITS}
     if all(path.is_file() for path in files.values()):
-        splits = {side: read_labelled(str(path)) for side, path in files.items()}
+        splits = {side: read_side(path) for side, path in files.items()}
         how = f"{run_dir / 'split'}"
     else:
         source = summary.get("source")
@@ -481,6 +481,13 @@ def load_split(run_dir: str | Path) -> dict[str, pd.DataFrame]:
                         "(the data changed since training); pass --data_file to evaluate on another file")
     logger.info("split of %s from %s: %s", run_dir, how, {side: len(df) for side, df in splits.items()})
     return splits
+
+
+def read_side(path: Path) -> pd.DataFrame:
+    """One split file as write_split wrote it; a side drawn empty (--eval_size 0) holds its header alone."""
+    if path.read_bytes() == _csv_bytes(pd.DataFrame(columns=list(COLUMNS))):
+        return pd.DataFrame(columns=list(COLUMNS))
+    return read_labelled(str(path))
 
 
 def to_prompt_completion(df: pd.DataFrame) -> datasets.Dataset:
