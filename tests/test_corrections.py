@@ -56,6 +56,12 @@ def test_a_continuation_trains_its_own_lora_on_its_own_split_and_records_it(tiny
     assert json.loads((out / "adapter_config.json").read_text())["r"] == \
         json.loads((trained / "adapter_config.json").read_text())["r"]
     load_classifier(str(tiny_phi), str(out), dtype="float32")  # it serves
+    from finsent.eval import evaluate as evaluate_script
+
+    assert evaluate_script.main(["--adapter", str(out), "--dtype", "float32", "--skip_base"]) == 0
+    card = " ".join((out / "README.md").read_text().split())
+    assert f"This adapter continues `{trained}`" in card and "It learned from 3 corrections" in card
+    assert "sample_headlines.csv" in card  # the data its split came from, though the run had no --data_file
 
 
 def test_the_replay_is_a_seeded_sample_of_its_own_training_rows_less_the_corrected(trained):
