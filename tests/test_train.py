@@ -30,7 +30,10 @@ def test_every_recipe_parses(recipe):
     script, model, training = train_script.parse(
         ["--config", str(recipe), "--data_file", "x.csv", "--output_dir", "/tmp/unused", "--use_cpu", "true"]
     )
-    assert model.model_name_or_path and model.use_peft
+    if script.init_adapter:  # a continuation: base and LoRA are the adapter's own
+        assert (REPO / script.init_adapter / "adapter_config.json").is_file() and not model.model_name_or_path
+    else:
+        assert model.model_name_or_path and model.use_peft
     assert training.completion_only_loss and "tensorboard" in training.report_to
     assert script.sizes().test == 300
 
@@ -169,7 +172,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_phi, tmp_path):
     [
         (["--resume"], "holds no checkpoint-* folder to resume from"),
         (["--data_file", "no/such.csv"], "no/such.csv: no such file or directory"),
-        (["--config", "no-such-recipe"], "no such recipe file; use one of cpu-embedded, default-embedded, phi2-qlora"),
+        (["--config", "no-such-recipe"], "no such recipe file; use one of corrections-embedded, cpu-embedded, default-embedded, phi2-qlora"),
         (["--train_size", "lots"], "--train_size 'lots': give a number of rows per label, or `all`"),
         (["--train_size", "60"], "'negative' has 50 distinct rows, the sizes need 70"),
         (["--eval_size", "0", "--eval_strategy", "epoch"], "--eval_size 0 leaves no eval set"),
