@@ -277,3 +277,16 @@ def test_a_correction_survives_sigkill_right_after_saved_and_reaches_the_hub_on_
     [body] = pushed(local_hub).values()
     assert [json.loads(line)["text"] for line in body.decode().splitlines()] == [HEADLINE]
     assert os.environ["HF_TOKEN"] not in output  # no token in any log
+
+
+def test_a_hub_dataset_the_token_cannot_write_stops_the_app_at_start_in_one_line(local_hub, tmp_path, monkeypatch,
+                                                                                   capsys):
+    from finsent.space import app as app_module
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_token_of_this_hub")
+    with pytest.raises(SystemExit) as stop:
+        app_module.main(["--adapter", "none", "--feedback", str(tmp_path / "fb"), "--feedback_repo", DATASET])
+    message = str(stop.value)
+    assert message.startswith("error: corrections cannot start (") and "HF_TOKEN secret" in message
+    assert "\n" not in message and "hf_not_a_token_of_this_hub" not in message + capsys.readouterr().out
+    assert f"dataset/{DATASET}" not in local_hub.repos()
