@@ -3,7 +3,10 @@
 bf16 is native on CUDA GPUs of compute capability 8.0 and up (Ampere: A100, A10G, L4, H100, H200) and on
 CPUs with AVX-512 BF16 or AMX. `torch.cuda.is_bf16_supported()` is not the test: current torch answers
 True on a T4 (sm 7.5), counting software emulation (pytorch#148322), so a T4 or V100 would compute
-emulated bf16, slowly. Colab's free T4, Kaggle's T4 x2 and P100, and the V100 decide here:
+emulated bf16, slowly. Nor is `torch.ops.mkldnn._is_mkldnn_bf16_supported()` on a CPU: it says True on
+AVX-512 CPUs without BF16 (Skylake to Ice Lake Xeons), where bf16 runs no faster than fp32 (BENCHMARKS.md,
+"CPU precision"). A CPU decides by its own flags (`torch.cpu`'s AVX-512 BF16 and AMX checks), capped by
+ONEDNN_MAX_CPU_ISA where that is set, as oneDNN caps itself. Colab's free T4, Kaggle's T4 x2 and P100, and the V100 decide here:
 - training autocast: bf16 where native, else fp16 on CUDA and fp32 on a CPU;
 - the 4-bit compute dtype: bf16 where native, else float32 (QLoRA's author for GPUs without bf16,
   artidoro/qlora#71);
@@ -14,9 +17,15 @@ ZeroGPU Spaces run on H200s (sm 9.0) and show no GPU at import, so a ZeroGPU Spa
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 ZERO_GPU = ("NVIDIA H200", (9, 0))  # what a ZeroGPU Space's requests run on
+# oneDNN's ISA levels, lowest first, as ONEDNN_MAX_CPU_ISA names them (oneDNN's "CPU dispatcher control"); it computes
+# bf16 natively from AVX512_CORE_BF16 up
+ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+               "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX", "AVX10_1_512_AMX",
+               "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL", "DEFAULT")
 
 
 @dataclass(frozen=True)
@@ -32,17 +41,28 @@ class Precision:
 
 
 def decide(device: str, *, gpu: str = "", capability: tuple[int, int] | None = None,
-           cpu_bf16: bool = False) -> Precision:
-    """The precision for `device` ("cuda" or "cpu") from the hardware's own facts: a pure function, table-tested."""
+           cpu_bf16: bool = False, isa_cap: str | None = None) -> Precision:
+    """The precision for `device` ("cuda" or "cpu") from the hardware's own facts: a pure function, table-tested.
+    `cpu_bf16`: the CPU has AVX-512 BF16 or AMX; `isa_cap`: ONEDNN_MAX_CPU_ISA, where set."""
     if device.startswith("cuda"):
         major, minor = capability or (0, 0)
         where = f"{gpu or 'GPU'} (sm {major}.{minor})"
         if (major, minor) >= (8, 0):
             return Precision("bf16", "bfloat16", "bfloat16", f"{where}: native bf16")
         return Precision("fp16", "float32", "float32", f"{where}: no native bf16")
+    if cpu_bf16 and not isa_allows_bf16(isa_cap):
+        return Precision("fp32", "float32", "float32", f"CPU capped at {isa_cap} (ONEDNN_MAX_CPU_ISA): no native bf16")
     if cpu_bf16:
         return Precision("bf16", "bfloat16", "bfloat16", "CPU with AVX-512 BF16 or AMX: native bf16")
     return Precision("fp32", "float32", "float32", "CPU without AVX-512 BF16 or AMX: no native bf16")
+
+
+def isa_allows_bf16(isa_cap: str | None) -> bool:
+    """Whether oneDNN, capped at `isa_cap` (ONEDNN_MAX_CPU_ISA; None or unknown: no cap), may use bf16 instructions."""
+    cap = (isa_cap or "").strip().upper()
+    if cap not in ONEDNN_ISAS:  # unset, or a name oneDNN ignores
+        return True
+    return ONEDNN_ISAS.index(cap) >= ONEDNN_ISAS.index("AVX512_CORE_BF16")
 
 
 def compute_dtype(recorded: str | None, machine: Precision) -> str:
@@ -64,10 +84,10 @@ def this_machine(device: str) -> Precision:
             gpu, capability = torch.cuda.get_device_name(index), torch.cuda.get_device_capability(index)
         return decide(device, gpu=gpu, capability=tuple(capability))
     try:
-        cpu_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        cpu_bf16 = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # a torch without these checks: no claim of native bf16
         cpu_bf16 = False
-    return decide(device, cpu_bf16=cpu_bf16)
+    return decide(device, cpu_bf16=cpu_bf16, isa_cap=os.environ.get("ONEDNN_MAX_CPU_ISA"))
 
 
 def _on_zero_gpu() -> bool:

@@ -3,6 +3,10 @@ training's flags and refusals; Phi-2's fp16 attention overflow and its guard."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import yaml
@@ -51,10 +55,38 @@ def test_zero_gpu_decides_for_its_h200(monkeypatch):
     assert precision.this_machine("cuda") == precision.decide("cuda", gpu="NVIDIA H200", capability=(9, 0))
 
 
-def test_this_cpu_decides_as_onednn_reports(monkeypatch):
-    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert precision.this_machine("cpu") == precision.decide("cpu", cpu_bf16=native)
-    assert default_dtype("cpu") == ("bfloat16" if native else "float32")
+@pytest.mark.parametrize(("avx512_bf16", "amx", "cap", "expected"), [
+    (True, False, None, "bf16"),  # an AVX-512 BF16 EPYC
+    (False, True, None, "bf16"),  # an AMX Xeon
+    (False, False, None, "fp32"),  # Skylake to Ice Lake Xeons, where oneDNN's own check says True
+    (True, True, "AVX512_CORE", "fp32"),  # capped below bf16, as ONEDNN_MAX_CPU_ISA imitates those Xeons
+    (True, False, "avx2", "fp32"),  # any case, as oneDNN reads it
+    (True, True, "AVX512_CORE_BF16", "bf16"),
+    (True, True, "AVX512_CORE_AMX", "bf16"),
+    (True, False, "ALL", "bf16"),
+    (True, False, "NOT_AN_ISA", "bf16"),  # a name oneDNN ignores caps nothing
+])
+def test_this_cpu_decides_by_its_own_flags_and_the_isa_cap(monkeypatch, avx512_bf16, amx, cap, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)  # not asked: it says True on AVX-512
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    decided = precision.this_machine("cpu")
+    assert decided.autocast == expected and default_dtype("cpu") == ("bfloat16" if expected == "bf16" else "float32")
+    if cap and expected == "fp32":
+        assert decided.reason == f"CPU capped at {cap} (ONEDNN_MAX_CPU_ISA): no native bf16"
+
+
+@pytest.mark.parametrize("cap", ["AVX2", "AVX512_CORE"])
+def test_a_cpu_capped_below_bf16_serves_in_float32_whatever_the_hardware(cap):
+    """On this very machine, in a fresh process as a user would set it: the cap decides, not oneDNN's own check."""
+    code = "from finsent.space.precision import this_machine; print(this_machine('cpu').serving_dtype)"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ONEDNN_MAX_CPU_ISA": cap},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "float32"
 
 
 # --- training: the recipes' `precision: auto`, flags, refusals (train/modeling.py, train/train.py) ---
