@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
-from conftest import SAMPLE_HEADLINES, tiny_args
+from conftest import PHRASEBANK, SAMPLE_HEADLINES, needs, tiny_args
 from finsent.space.adapter_info import weights_sha256
 from finsent.space.classifier import load_classifier
 from finsent.space.feedback import FeedbackStore
@@ -135,3 +135,20 @@ def test_the_modern_headlines_are_balanced_distinct_and_cut_into_two_stratified_
     for label in LABELS:
         assert sum(r["sentiment"] == label for r in first) == sum(r["sentiment"] == label for r in second)
     assert halves(0) == (first, second) and halves(1) != (first, second)
+
+
+def test_the_modern_headlines_are_apart_from_the_suite_and_the_training_templates():
+    from finsent.eval.bench_corrections import HEADLINES
+    from finsent.train import augment
+
+    keys = set(pd.read_csv(HEADLINES)["text"].map(text_key))
+    assert not keys & augment.suite_keys()
+    assert not keys & set(augment.draw_rows(1000)["text"].map(text_key))
+
+
+@needs(PHRASEBANK.is_dir(), "the PhraseBank in ../shared/data/financial_phrasebank")
+def test_no_modern_headline_is_a_phrasebank_sentence():
+    from finsent.eval.bench_corrections import HEADLINES
+
+    phrasebank = set(read_labelled(str(PHRASEBANK / "all-data.csv"))["text"].map(text_key))
+    assert not set(pd.read_csv(HEADLINES)["text"].map(text_key)) & phrasebank
