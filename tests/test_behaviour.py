@@ -316,17 +316,18 @@ def test_the_shipped_default_on_a_small_draw_and_its_recorded_failures_reproduce
     from finsent.space.classifier import load_classifier
     from finsent.space.embedded import EMBEDDED_MODEL_ID
 
-    classifier = load_classifier(EMBEDDED_MODEL_ID, str(DEFAULT))
-    results = run_suite(classifier, draw_suite(5))
-    assert {r["cases"] for r in results.values()} == {5}
-    mft = [r for r in results.values() if r["kind"] == "MFT"]
-    assert sum(r["failures"] for r in mft) < sum(r["cases"] for r in mft) / 2  # far better than chance
+    classifier = load_classifier(EMBEDDED_MODEL_ID, str(DEFAULT), dtype="bfloat16")  # as recorded, on any CPU
     # the failing cases eval_results.json quotes fail again, with the same labels. Scored as the suite scored them,
     # every sentence of the recorded draw in one call: bf16 scores move by up to 0.03 with the batch they are in
     results = json.loads((DEFAULT / "eval_results.json").read_text())
     drawn = draw_suite(results["behaviour"]["cases_per_capability"], results["behaviour"]["seed"])
     texts = sorted({t for case in drawn for t in case.texts})
     scored = dict(zip(texts, classifier.predict_proba(texts), strict=True))
+    # each capability fails again as often as recorded (97 of 700 MFT cases), give or take the near ties that
+    # another CPU's bf16 may tip: the old adapter's 30 % MFT failures, or a model gone wrong, are far outside it
+    again = run_suite(Scripted(lambda t: scored[t]), drawn)
+    for name, recorded in results["runs"]["fine_tuned"]["behaviour"].items():
+        assert abs(again[name]["failures"] - recorded["failures"]) <= 3, (name, again[name]["failures"], recorded)
     for capability in results["runs"]["fine_tuned"]["behaviour"].values():
         for case in capability["failing"]:
             probs = np.array([scored[t] for t in case["texts"]])
