@@ -379,7 +379,7 @@ def train(
         train_rows = pd.concat([without(splits["train"], corrections), templated[list(COLUMNS)], corrections],
                                ignore_index=True)
     if script_args.resume:
-        check_same_split(output_dir, splits, summary["augment"])
+        check_same_split(output_dir, splits, summary.get("augment"))
     device = place(script_args, model_args, training_args)
     train_dataset = to_prompt_completion(train_rows)
     eval_dataset = to_prompt_completion(splits["eval"]) if len(splits["eval"]) else None
