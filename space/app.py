@@ -47,6 +47,7 @@ try:  # inside the project: finsent.space; deployed alone as a Space: top-level 
     from .adapter_info import local_weights, weights_sha256
     from .classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, TEXT_COLUMNS, load_classifier
     from .embedded import EMBEDDED_MODEL_ID
+    from .errors import first_line
     from .explain import Explanation, explain_many
     from .feedback import NOTICE, FeedbackError, FeedbackStore, HubPush, check
 except ImportError:
@@ -54,6 +55,7 @@ except ImportError:
     from adapter_info import local_weights, weights_sha256
     from classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, TEXT_COLUMNS, load_classifier
     from embedded import EMBEDDED_MODEL_ID
+    from errors import first_line
     from explain import Explanation, explain_many
     from feedback import NOTICE, FeedbackError, FeedbackStore, HubPush, check
 
@@ -387,7 +389,7 @@ class Service:
 
                 path = Path(hf_hub_download(adapter, "eval_results.json"))
             except Exception as err:  # offline, no such file: the About tab says so, and the log says why
-                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                reason = first_line(err)
                 logger.warning("About tab: no eval_results.json for %s (%s)", adapter, reason)
                 return None
         return json.loads(path.read_text())
@@ -753,7 +755,7 @@ def start_feedback(service: Service) -> None:
     try:
         service.feedback  # noqa: B018 - the property opens them
     except Exception as err:  # the Hub said no (token, rights, name), or the folder is not usable
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise SystemExit(f"error: corrections cannot start ({reason}); check FINSENT_FEEDBACK_DIR, "
                          "FINSENT_FEEDBACK_REPO and the HF_TOKEN secret") from None
 

@@ -40,8 +40,10 @@ from huggingface_hub import CommitScheduler
 
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
     from .classifier import LABELS
+    from .errors import first_line
 except ImportError:
     from classifier import LABELS
+    from errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +242,7 @@ def _correction_files(source: str) -> list[Path]:
         try:
             folder = snapshot_download(source, repo_type="dataset", allow_patterns=["*.jsonl", "**/*.jsonl"])
         except Exception as err:  # not found, no access, no network
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first_line(err)
             raise ValueError(f"{source}: cannot download this Hub dataset ({reason})") from None
         return _correction_files(folder)
     raise ValueError(f"{source}: no such corrections file or folder (nor a Hub dataset id USER/NAME)")

@@ -25,6 +25,7 @@ import pandas as pd
 
 from finsent.space.adapter_info import read_info, weights_sha256
 from finsent.space.classifier import LABELS
+from finsent.space.errors import first_line
 from finsent.space.feedback import read_corrections
 from finsent.train import augment
 from finsent.train.data import COLUMNS, UsageError, load_split, text_key
@@ -80,7 +81,7 @@ class Continuation:
 
                 folder = Path(snapshot_download(source))
             except Exception as err:  # not found, no access, no network
-                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                reason = first_line(err)
                 raise UsageError(f"--init_adapter {source}: no such folder, and the Hub has no such model ({reason})") \
                     from None
         if not (folder / "adapter_config.json").is_file():

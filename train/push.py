@@ -23,6 +23,7 @@ from pathlib import Path
 
 from finsent.eval.report import REPORT_FILE, without_texts
 from finsent.model_card.card import card_from_run, read_run
+from finsent.space.errors import first_line
 from finsent.train.data import UsageError
 from finsent.train.export_gguf import ADAPTER_FILE, merged_file
 
@@ -229,7 +230,7 @@ def network_errors() -> tuple[type[Exception], ...]:
 
 
 def _network_error(api, err: Exception) -> UsageError:
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    reason = first_line(err)
     return UsageError(f"could not complete the request to {api.endpoint} ({reason}); check the network and the "
                       "repository id, then run the same command again (a commit is all or nothing)")
 

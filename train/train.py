@@ -28,6 +28,7 @@ from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 from finsent.space.adapter_info import INFO_FILE, AdapterMismatch, check_info, make_info, write_info
 from finsent.space.classifier import quantization_settings
 from finsent.space.embedded import resolve_model_path
+from finsent.space.errors import first_line
 from finsent.space.precision import fp16_safe_attention, this_machine
 from finsent.train import augment
 from finsent.train.corrections import Continuation, correction_rows, without
@@ -389,7 +390,7 @@ def train(
         tokenizer = get_tokenizer(model_args)
         model = get_model(model_args, device)
     except (OSError, ValueError) as err:  # not found, not a model, Hub unreachable
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise UsageError(
             f"--model_name_or_path {model_args.model_name_or_path}: cannot load it ({reason}); "
             "pass a local model folder, or a Hub id with the network to fetch it"
