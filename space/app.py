@@ -40,6 +40,11 @@ from functools import cached_property
 from itertools import count
 from pathlib import Path
 
+try:  # first, before any library it quiets is imported: a Space runs this file as a script, with no __init__
+    from . import quiet  # noqa: F401
+except ImportError:
+    import quiet  # noqa: F401
+
 import gradio as gr
 
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
@@ -222,6 +227,9 @@ class Service:
     def classifier(self):
         with self._lock:
             if self._classifier is None:
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()  # a server's log: no "Loading weights" bar
                 self._classifier = load_classifier(self.base_model, self.adapter, device=self.device,
                                                    load_in_4bit=self.settings.load_in_4bit)
             return self._classifier

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -182,7 +181,9 @@ def test_importing_the_app_loads_no_model():
 
 def test_space_folder_imports_alone(tmp_path):
     """Deployed as a Space, space/ is the whole repository: its modules import each other top-level."""
-    shutil.copytree(REPO / "space", tmp_path / "space", ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    from finsent.train.push import copy_space
+
+    copy_space(tmp_path / "space")
     code = "import app; print(app.build_app.__name__, app.EMBEDDED_MODEL_ID)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path / "space")
     assert out.returncode == 0, out.stderr[-2000:]

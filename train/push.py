@@ -188,19 +188,27 @@ def space_readme(readme: str, changes: dict) -> str:
     return "---\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True) + "---\n" + body
 
 
+SPACE = Path(__file__).resolve().parents[1] / "space"
+
+
+def copy_space(target: Path) -> Path:
+    """space/ as a Space holds it: top-level modules, no __init__.py (its app.py runs as a script), no caches and
+    no GGUF file that export-gguf may have written there."""
+    import shutil
+
+    shutil.copytree(SPACE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py", "*.gguf"))
+    return target
+
+
 def push_space(api, token: str, space_id: str, adapter_repo: str, run: dict, private: bool) -> None:
     """space/ as a Gradio Space that serves the adapter just pushed: its variables, models and hardware."""
-    import shutil
     import tempfile
 
-    folder = Path(__file__).resolve().parents[1] / "space"
     front, variables, advice = space_settings(adapter_repo, run)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / "space"
-            shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py",
-                                                                   "*.gguf"))  # export-gguf's, if written there
-            (copy / "README.md").write_text(space_readme((folder / "README.md").read_text(), front))
+            copy = copy_space(Path(tmp) / "space")
+            (copy / "README.md").write_text(space_readme((SPACE / "README.md").read_text(), front))
             api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True,
                             token=token)
             api.upload_folder(repo_id=space_id, repo_type="space", folder_path=str(copy), token=token,
