@@ -10,7 +10,7 @@ import pytest
 from test_default_adapter import CLEAR, needs_embedded
 
 from conftest import REPO, free_port
-from finsent.space.app import DEFAULT_ADAPTER, Service, Settings, build_app
+from finsent.space.app import DEFAULT_ADAPTER, MAX_QUEUED_BATCH, Service, Settings, build_app
 from finsent.space.classifier import LABELS
 
 
@@ -123,35 +123,52 @@ def test_the_app_through_gradio_client(tiny_phi, evaluated):
 
 
 def test_queued_requests_reach_the_model_together(tiny_phi, evaluated):
-    """8 clients at once on the launched app: Gradio's queue hands the waiting /classify requests to the model
-    in batches, so it is called fewer times than it is asked (test_queued_requests_are_scored_together checks
-    what one batched call returns)."""
-    import time
+    """On the launched app, while the model scores one request, 20 more queue; then Gradio's queue hands them to
+    the model in batches of at most MAX_QUEUED_BATCH: exactly 1, 16, 4 texts in three calls, each answer the
+    model's for its own headline (test_queued_requests_are_scored_together checks what one batched call returns)."""
+    import threading
 
     from gradio_client import Client
+    from gradio_client.utils import Status
 
     settings = Settings(base_model=str(tiny_phi), adapter=str(evaluated), load_in_4bit="false")
     service = Service(settings)
-    calls, predict = [], service.predict
+    calls, predict, release = [], service.predict, threading.Event()
 
-    def slow_counted(texts):  # a slow model, so that the other requests queue while one batch is scored
-        calls.append(len(texts))
-        time.sleep(0.5)
+    def held(texts):  # the first call waits until the others have queued
+        calls.append(list(texts))
+        assert release.wait(timeout=120)
         return predict(texts)
 
-    service.predict = slow_counted
+    service.predict = held
     app = build_app(settings, service)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
-        headlines = [f"Kestrel Oyj headline {i}" for i in range(8)]
-        jobs = [client.submit(text, api_name="/classify") for text in headlines]
-        answers = [job.result(timeout=120) for job in jobs]
+        headlines = [f"Kestrel Oyj headline {i}" for i in range(21)]
+        first = client.submit(headlines[0], api_name="/classify")
+        wait_until(lambda: calls)
+        queued = [client.submit(text, api_name="/classify") for text in headlines[1:]]
+        wait_until(lambda: all(job.status().code == Status.IN_QUEUE for job in queued))
+        release.set()
+        answers = [job.result(timeout=120) for job in [first, *queued]]
     finally:
+        release.set()
         app.close()
-    assert all(label["label"] in LABELS for label, _ in answers)
-    assert sum(calls) == len(headlines) and len(calls) < len(headlines), calls
+    assert MAX_QUEUED_BATCH == 16 and [len(call) for call in calls] == [1, 16, 4], calls
+    assert calls[0] == headlines[:1] and sorted(calls[1] + calls[2]) == sorted(headlines[1:])  # in arrival order
+    expected = [LABELS[row.argmax()] for row in predict(headlines)]
+    assert [label["label"] for label, _ in answers] == expected
+
+
+def wait_until(condition, timeout: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
