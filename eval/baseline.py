@@ -31,10 +31,7 @@ MODEL = "TF-IDF (1-2 grams) + logistic regression"
 def fit_tfidf(train: pd.DataFrame, seed: int = 42):
     """The pipeline fitted on `train`: `predict(texts)` gives labels, `predict_proba(texts)` an (n, 3) array in
     LABELS order where `train` holds all three (its columns are the labels seen, sorted, as LABELS are)."""
-    _check_columns("train", train, ("sentiment", "text"))
-    unknown = sorted(set(train["sentiment"]) - set(LABELS))
-    if unknown:
-        raise ValueError(f"train labels {unknown} are not in {', '.join(LABELS)}")
+    check_training_rows(train)
     model = make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
         LogisticRegression(max_iter=1000, class_weight="balanced", random_state=seed),
@@ -53,6 +50,14 @@ def tfidf_baseline(train: pd.DataFrame, test: pd.DataFrame, seed: int = 42) -> t
     seconds = time.perf_counter() - start
     logger.info("%s: fitted on %d rows, predicted %d in %.2fs", MODEL, len(train), len(test), seconds)
     return predictions, {"model": MODEL, "train_rows": len(train), "seconds": seconds, "pipeline": model}
+
+
+def check_training_rows(train: pd.DataFrame) -> None:
+    """A ValueError unless `train` has columns sentiment,text and only LABELS as labels."""
+    _check_columns("train", train, ("sentiment", "text"))
+    unknown = sorted(set(train["sentiment"]) - set(LABELS))
+    if unknown:
+        raise ValueError(f"train labels {unknown} are not in {', '.join(LABELS)}")
 
 
 def _check_columns(name: str, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:

@@ -43,10 +43,15 @@ def cache_dir() -> Path:
 
 def gguf_path() -> Path | None:
     """The packaged GGUF file, found without importing the package (its __init__ needs llama.cpp)."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    return packaged_file(EMBEDDED_PACKAGE, GGUF_FILE)
+
+
+def packaged_file(package: str, name: str) -> Path | None:
+    """The file `name` in an installed package's folder, found without importing the package; None if absent."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / name
     return path if path.is_file() else None
 
 
