@@ -40,7 +40,7 @@ browser:
 demo: setup
 	$(BIN)/finsent app
 
-# The shipped default adapter, from scratch (README: wall time and memory): train, then export into space/.
+# The shipped default adapter, from scratch (docs/default-adapter.md: wall time and memory): train, then export into space/.
 default-adapter: setup browser
 	$(BIN)/finsent train --config default-embedded --data_file $(PHRASEBANK)/all-data.csv
 	$(BIN)/finsent export runs/default-embedded space/default-adapter
