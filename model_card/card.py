@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES, title_of
+from finsent.eval.report import FIGURES_DIR, RESULTS_FILE, RUN_TITLES, RUNS, title_of
 from finsent.space import embedded
 from finsent.space.adapter_info import INFO_FILE, read_info
 from finsent.space.classifier import LABELS, PROMPT_TEMPLATE, PROMPTS, prior_shift
@@ -165,7 +165,7 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
     )
     runs = [{"title": RUN_TITLES[name], "scores": _summary(results["runs"][name]["metrics"]),
              "intervals": _summary_intervals(results["runs"][name].get("intervals"))}
-            for name in ("base", "fine_tuned", "baseline") if name in results["runs"]]
+            for name in RUNS if name in results["runs"]]
     shown = results["runs"].get("fine_tuned") or results["runs"]["base"]
     metrics = {name: run_["metrics"] for name, run_ in results["runs"].items()}
     split = run["split"] or {"seed": "?", "counts": {}, "conflicting_texts_dropped": {"texts": 0},
@@ -202,6 +202,7 @@ def card_from_run(run: dict, repo_id: str) -> ModelCard:
         after=metrics.get("fine_tuned") or metrics["base"],
         before=metrics.get("base") if "fine_tuned" in metrics else None,
         baseline=metrics.get("baseline"),
+        minilm=metrics.get("minilm"),
         mode=results["mode"],
         evaluated=results["created"][:10],
         data_description=_data_description(dataset, data_source(run)),
