@@ -184,7 +184,7 @@ def parameters(tmp_path: Path) -> dict:
         "INSTALL": False,  # finsent and its dependencies are this environment's
         "DATA_FILE": str(SAMPLE_HEADLINES),
         "RECIPE": "cpu-embedded",
-        "TRAIN_FLAGS": "--train_size 20 --test_size 10 --eval_size 4 --num_train_epochs 1",
+        "TRAIN_FLAGS": "--train_size 4 --test_size 4 --eval_size 2 --num_train_epochs 1",  # 12 rows: 2 steps of 8
         "RUN_DIR": str(tmp_path / "run"),
         "REPO_ID": f"{USER}/finsent-notebook",
         "SPACE_ID": f"{USER}/finsent-notebook-app",
