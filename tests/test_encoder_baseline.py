@@ -17,7 +17,7 @@ import pytest
 import torch
 from test_baseline import TEST_COMPANIES, TRAIN_COMPANIES, frame
 
-from finsent.eval import bench_minilm, encoder_baseline
+from finsent.eval import behaviour, bench_minilm, encoder_baseline
 from finsent.eval import evaluate as evaluate_script
 from finsent.eval.encoder_baseline import SETTINGS, class_weights, fit_minilm
 from finsent.eval.uncertainty import mcnemar_exact
@@ -45,6 +45,13 @@ def test_it_learns_headlines_and_its_probabilities_are_in_label_order(learned):
         assert probs[truth == label, i].mean() > probs[truth != label, i].mean() + 0.2, label
     assert learned.train_rows == 30 and len(learned.epoch_losses) == 3
     assert learned.epoch_losses[-1] < learned.epoch_losses[0]
+
+
+def test_it_runs_through_the_behaviour_suite_as_evaluate_runs_it(learned):
+    suite = behaviour.draw_suite(2, behaviour.SEED)  # 2 cases a capability
+    results = behaviour.run_suite(learned, suite)
+    assert set(results) == {case.capability for case in suite}
+    assert all(r["cases"] == 2 and 0 <= r["failures"] <= 2 for r in results.values())
 
 
 def few(per_label: int) -> pd.DataFrame:
