@@ -53,7 +53,7 @@ demo-train: setup
 
 test: setup llama browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=25  # the slowest tests, named in every run
 
 # The quick local loop: skips the tests that materialise or train the real embedded model.
 test-fast: setup llama browser

@@ -158,7 +158,7 @@ def test_base_model_alone_in_generate_mode_counts_invalid_answers(tiny_phi, tmp_
     (lambda d, tmp: ["--adapter", str(d), "--data_file", str(tmp / "bad-label.csv"),
                      "--output_dir", str(tmp / "o")], "unknown label 'bullish'"),
 ])
-def test_bad_input_is_one_line(trained, tmp_path, capsys, make_argv, message):
+def test_bad_input_is_one_line(trained, tmp_path, capsys, local_hub, make_argv, message):  # a Hub that answers: no retries
     (tmp_path / "incomplete").mkdir()
     (tmp_path / "incomplete" / "adapter_config.json").write_text("{}")
     (tmp_path / "wrong-columns.csv").write_text("headline,score\nKestrel sales up,1\n")
