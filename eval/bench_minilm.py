@@ -64,6 +64,7 @@ def scores(truth: list[str], predicted: list[str]) -> dict:
     metrics = compute_metrics(truth, predicted)
     bounds = intervals(truth, predicted)
     return {"accuracy": metrics["accuracy"], "interval": bounds["accuracy"], "macro_f1": metrics["macro"]["f1"],
+            "macro_f1_interval": bounds["macro_f1"],
             "per_label": {label: {"accuracy": metrics["per_label"][label]["accuracy"],
                                   "interval": bounds["per_label"][label]["accuracy"]} for label in LABELS}}
 
@@ -135,14 +136,15 @@ def main(argv=None) -> int:
     out["speed"]["MiniLM"]["precision"] = "float32"
 
     print(f"{json.dumps(out['machine'])}, {out['date']}\n")
-    print("| model | accuracy [95 %] | " + " | ".join(f"{label} [95 %]" for label in LABELS) + " | macro F1 |")
+    print("| model | accuracy [95 %] | " + " | ".join(f"{label} [95 %]" for label in LABELS) + " | macro F1 [95 %] |")
     print("| --- | ---: |" + " ---: |" * len(LABELS) + " ---: |")
     for name, key in (("shipped adapter", "shipped_adapter"), ("MiniLM", "minilm"), ("TF-IDF", "tfidf")):
         s = out[key]
         cells = [f"{s['accuracy']:.3f} [{s['interval'][0]:.3f}, {s['interval'][1]:.3f}]"]
         cells += [f"{v['accuracy']:.3f} [{v['interval'][0]:.3f}, {v['interval'][1]:.3f}]"
                   for v in s["per_label"].values()]
-        print(f"| {name} | " + " | ".join(cells) + f" | {s['macro_f1']:.3f} |")
+        low, high = s["macro_f1_interval"]
+        print(f"| {name} | " + " | ".join(cells) + f" | {s['macro_f1']:.3f} [{low:.3f}, {high:.3f}] |")
     print("\n| paired, same 900 rows | accuracy difference [95 %] | only the first right | only the second right | "
           "McNemar p |\n| --- | ---: | ---: | ---: | ---: |")
     for name, c in out["paired"].items():
