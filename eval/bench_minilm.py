@@ -1,6 +1,6 @@
 """all-MiniLM-L6-v2 fine-tuned, beside the shipped adapter on its PhraseBank split: accuracy, paired test, speed.
 
-    python eval/bench_minilm.py --json runs/bench_minilm.json                  # ~30 minutes on 2 idle CPU cores
+    python eval/bench_minilm.py --json runs/bench_minilm.json       # 43 minutes on 2 CPU cores shared with other work
     python eval/bench_minilm.py --validate --json runs/bench_minilm_validation.json   # the settings' check alone
 
 The shipped adapter's split is drawn again from the source its split/summary.json records (the PhraseBank, read
