@@ -42,6 +42,16 @@ def pytest_runtest_setup(item):
             missing(mark.kwargs["reason"])
 
 
+def wait_until(condition, timeout: float = 60) -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now, for a server a test starts."""
     import socket

@@ -9,7 +9,7 @@ import sys
 import pytest
 from test_default_adapter import CLEAR, needs_embedded
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, wait_until
 from finsent.space.app import DEFAULT_ADAPTER, MAX_QUEUED_BATCH, Service, Settings, build_app
 from finsent.space.classifier import LABELS
 
@@ -160,15 +160,6 @@ def test_queued_requests_reach_the_model_together(tiny_phi, evaluated):
     assert calls[0] == headlines[:1] and sorted(calls[1] + calls[2]) == sorted(headlines[1:])  # in arrival order
     expected = [LABELS[row.argmax()] for row in predict(headlines)]
     assert [label["label"] for label, _ in answers] == expected
-
-
-def wait_until(condition, timeout: float = 60) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the app"
-        time.sleep(0.05)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_until
 from finsent.train.cli import COMMANDS
 
 FINSENT = Path(sys.executable).with_name("finsent")
@@ -59,10 +59,8 @@ def test_the_apps_output_to_its_first_answer_has_no_warning(launch, tmp_path):
     reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in app.stdout), daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 180
-        while not any("Running on local URL" in line for line in lines):
-            assert app.poll() is None and time.monotonic() < deadline, lines
-            time.sleep(0.2)
+        wait_until(lambda: app.poll() is not None or any("Running on local URL" in line for line in lines), 180)
+        assert app.poll() is None, lines
         time.sleep(1)  # the start's last lines (Gradio's note on share=True) reach the reader
         started = len(lines)
         answer = json.loads(Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
