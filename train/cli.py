@@ -26,6 +26,7 @@ COMMANDS = {
     "validate": "finsent.eval.validate",
     "evaluate": "finsent.eval.evaluate",
     "classify": "finsent.eval.classify",
+    "signal": "finsent.eval.aggregate",
     "export": "finsent.train.export",
     "export-gguf": "finsent.train.export_gguf",
     "push": "finsent.train.push",
