@@ -3,6 +3,7 @@
     finsent classify news.csv -o labelled.parquet       # or: python eval/classify.py news.csv -o labelled.parquet
     cat headlines.txt | finsent classify - -o -         # one headline a line in, CSV out
     finsent classify news.csv -o why.csv --explain 3     # and the 3 words that drove each label (space/explain.py)
+    finsent classify articles.csv -o scored.parquet --by_sentence --sentences sentences.parquet   # long texts
     accelerate launch --num_processes 2 eval/classify.py news.parquet -o labelled.parquet   # sharded over processes
 
 The input is read in chunks (--chunk_rows) and each chunk's scores are written to a part file in
@@ -19,7 +20,8 @@ not text: no label); with `--explain K`, an `explanation` column: a JSON list of
 pushed most toward the label, [{"word", "start", "end", "weight"}], weight being how much the label's
 probability falls when the word is left out (each headline and its variants are scored packed in one call,
 which then gives its label and probabilities too; a repeat carries its first occurrence's words and
-offsets). The run's provenance (models, adapter digest, prompt version, prior,
+offsets). With `--by_sentence`, each text is scored by sentence and summarised (eval/classify_sentences.py).
+The run's provenance (models, adapter digest, prompt version, prior,
 temperature, finsent version, date, counts) is in the Parquet file's key-value metadata, or in
 OUTPUT.json beside a CSV. The scorer is the app's and eval/evaluate.py's (classifier.py), with
 the adapter's temperature and the label prior as there. SOURCE_DATE_EPOCH, if set, is the date
@@ -50,9 +52,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from finsent.eval import classify_sentences
 from finsent.eval.evaluate import adapter_base, get_classifier, parse_prior
 from finsent.eval.headline_tables import Chunk, open_table, output_format, write_table
 from finsent.space.adapter_info import local_weights, weights_sha256
+from finsent.space.article import COUNTS, SUMMARY, splitter
 from finsent.space.classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION
 from finsent.space.embedded import EMBEDDED_MODEL_ID
 from finsent.space.explain import classifier_scorer, explain
@@ -64,6 +68,8 @@ LABELLED = ("", "truncated")  # statuses of rows that get a label
 KEY, PENDING = "\x00key", "\x00pending"  # columns of the part files only: a row's headline digest; a repeat
 ADDED = ("label", *LABELS, "status")  # the columns classify adds, named "\x00label" & co. in the part files
 EXPLANATION = "explanation"  # added after them with --explain
+BY_SENTENCE = (*SUMMARY, "status")  # the columns --by_sentence adds instead (space/article.py)
+TEXTS, WHOLE = {"label", "status", EXPLANATION, "most_negative", "most_positive"}, {"sentences", *COUNTS}  # else: floats
 IN_CLAUSE = 500  # digests looked up in one SQL statement
 
 
@@ -89,6 +95,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--explain", type=int, default=0, metavar="K",
                         help="add an `explanation` column: the K words that pushed most toward each label, with their "
                         "weights, as JSON (several times slower: BENCHMARKS.md, Explanations)")
+    parser.add_argument("--by_sentence", action="store_true", help="long texts: score each sentence, cut none, and "
+                        "give each text the sentences' mean probabilities and score, the count of each label and its "
+                        "most negative and most positive sentence (docs/classify.md, Articles)")
+    parser.add_argument("--sentences", metavar="OUT", help="with --by_sentence: also write every sentence, with its "
+                        "text's row (from 0), offsets, label and probabilities, to this .parquet or .csv file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no log; the closing line stays")
     parser.add_argument("--batch_size", type=int, default=32, help="headlines per model call")
@@ -152,16 +163,18 @@ def classify(args: argparse.Namespace) -> str | None:
                 return None
             provenance = {**provenance, "input": args.input, "rows": table.rows, "created": parts.created}
             counts = Counter()
+            if args.sentences:  # first: the documents' output, written last, is the sign that the run finished
+                classify_sentences.write_sentences(args.sentences, parts, table.rows, args.chunk_rows, provenance)
             write_table(args.output, parts.merged(table.rows, args.chunk_rows, args.prefix, counts, added(args)),
                         lambda: {**provenance, "counts": dict(counts)}, parts.folder)
     finally:
         table.close()
-    return closing_line(args.output, table.rows, counts, done, time.perf_counter() - start)
+    return closing_line(args.output, table.rows, counts, done, time.perf_counter() - start, args.by_sentence)
 
 
 def added(args) -> tuple[str, ...]:
     """The columns this run adds, in order."""
-    return (*ADDED, EXPLANATION) if args.explain else ADDED
+    return BY_SENTENCE if args.by_sentence else (*ADDED, EXPLANATION) if args.explain else ADDED
 
 
 def models(args) -> tuple[str, str | None]:
@@ -192,6 +205,7 @@ def settings(base, adapter, prior, classifier, table, args, state) -> dict:
         "chunk_rows": args.chunk_rows,
         "batch_size": args.batch_size,  # which headlines share a model call moves the last bits of a score
         **({"explain": args.explain} if args.explain else {}),  # explained: each headline with its variants
+        **({"by_sentence": True, "splitter": splitter()} if args.by_sentence else {}),
     }
 
 
@@ -204,6 +218,7 @@ def check_flags(args) -> None:
         raise UsageError(f"--explain {args.explain}: give how many words to list, 1 or more (0: no explanation)")
     if args.output != "-" and Path(args.output).exists() and not args.overwrite:
         raise UsageError(f"-o {args.output}: it exists; pass --overwrite to replace it, or write elsewhere")
+    classify_sentences.check_flags(args, parts_folder(args.output))
 
 
 def score_chunks(table, classifier, parts: Parts, args, state) -> int:
@@ -216,7 +231,7 @@ def score_chunks(table, classifier, parts: Parts, args, state) -> int:
     done, chain = 0, hashlib.sha256()
     with Seen(parts.folder / f"seen-{state.process_index}.db") as seen:
         for index, chunk in enumerate(table.chunks(args.chunk_rows)):
-            keys = [digest(text) if text is not None else None for text in chunk.texts]
+            keys = [digest(text, exact=args.by_sentence) if text is not None else None for text in chunk.texts]
             earlier = seen.known({k for k in keys if k is not None})
             first = {}  # headline digest -> its first row in this chunk, for headlines new to the run
             for row, key in enumerate(keys):
@@ -229,7 +244,8 @@ def score_chunks(table, classifier, parts: Parts, args, state) -> int:
             if parts.done(index, chain.hexdigest()):
                 done += 1
             else:
-                parts.write(index, chain.hexdigest(), scored_part(chunk, keys, earlier, first, classifier, args))
+                parts.write(index, chain.hexdigest(), *scored_part(chunk, keys, earlier, first, classifier, args,
+                                                                   index * args.chunk_rows))
             bar.update(len(chunk.texts))
     bar.close()
     if done:
@@ -237,39 +253,54 @@ def score_chunks(table, classifier, parts: Parts, args, state) -> int:
     return done
 
 
-def scored_part(chunk: Chunk, keys, earlier: set, first: dict, classifier, args) -> pa.Table:
-    """The chunk's rows with their labels, probabilities and status; repeats of earlier chunks left to the merge."""
-    fitted = [classifier.fit(chunk.texts[row]) for row in first.values()]
-    explanations = [explain(text, classifier_scorer(classifier), cut) for text, cut in fitted] if args.explain else []
-    if explanations:  # each headline's own batch with its variants gave its probabilities too
-        probs = np.array([[e.probabilities[label] for label in LABELS] for e in explanations])
+def scored_part(chunk: Chunk, keys, earlier: set, first: dict, classifier, args, offset: int):
+    """The chunk's rows with what this run adds (repeats of earlier chunks left to the merge), and with
+    --by_sentence the sentences of its rows (the chunk's first row is the input's `offset`), else None."""
+    texts = [chunk.texts[row] for row in first.values()]
+    sentences = None
+    if args.by_sentence:
+        found, sentences = classify_sentences.score_texts(texts, classifier, args.batch_size)
+    elif args.explain:  # each headline's own batch with its variants gives its probabilities too
+        fitted = [classifier.fit(text) for text in texts]
+        explained = [explain(text, classifier_scorer(classifier), cut) for text, cut in fitted]
+        found = [{**labelled([e.probabilities[label] for label in LABELS], cut),
+                  EXPLANATION: json.dumps(e.as_dict(top=args.explain)["words"], ensure_ascii=False)}
+                 for e, (_, cut) in zip(explained, fitted, strict=True)]
     else:
+        fitted = [classifier.fit(text) for text in texts]
         probs = classifier.predict_proba([text for text, _ in fitted], batch_size=args.batch_size) if fitted \
             else np.zeros((0, len(LABELS)))
+        found = [labelled(p, cut) for p, (_, cut) in zip(probs, fitted, strict=True)]
     where = {key: i for i, key in enumerate(first)}
-    table = np.full((len(keys), len(LABELS)), np.nan)
-    status, pending = list(chunk.status), [False] * len(keys)
-    for row, key in enumerate(keys):
-        if key in where:
-            table[row] = probs[where[key]]
-            status[row] = "truncated" if fitted[where[key]][1] else ""
-        elif key is not None:  # met in an earlier chunk, scored there
-            pending[row] = key in earlier
-    labels = [LABELS[int(p.argmax())] if not np.isnan(p[0]) else "" for p in table]
-    columns = {"label": labels, **{label: table[:, j] for j, label in enumerate(LABELS)}, "status": status}
-    if args.explain:
-        words = [json.dumps(e.as_dict(top=args.explain)["words"], ensure_ascii=False) for e in explanations]
-        columns[EXPLANATION] = [words[where[key]] if key in where else None for key in keys]
+    names = added(args)
+    values = [found[where[key]] if key in where else {"label": "", "status": status}
+              for key, status in zip(keys, chunk.status, strict=True)]
+    pending = [key not in where and key in earlier for key in keys]  # met in an earlier chunk, scored there
     rows = chunk.rows
-    for name, values in {**{f"\x00{k}": v for k, v in columns.items()}, KEY: [k or b"" for k in keys],
-                         PENDING: pending}.items():
-        rows = rows.append_column(name, pa.array(values))
-    return rows
+    for name in names:
+        rows = rows.append_column(f"\x00{name}", pa.array([v.get(name) for v in values], column_type(name)))
+    rows = rows.append_column(KEY, pa.array([k or b"" for k in keys])).append_column(PENDING, pa.array(pending))
+    if sentences is not None:
+        sentences = classify_sentences.chunk_sentences(sentences, [where.get(key) for key in keys], offset)
+    return rows, sentences
 
 
-def digest(text: str) -> bytes:
-    """A headline as the split compares texts (text_key), in 16 bytes."""
-    return hashlib.blake2b(text_key(text).encode(), digest_size=16).digest()
+def labelled(probabilities, truncated: bool) -> dict:
+    """A headline's added columns: its label, the probability of each label, its status."""
+    return {"label": LABELS[int(np.argmax(probabilities))], **dict(zip(LABELS, map(float, probabilities),
+                                                                          strict=True)),
+            "status": "truncated" if truncated else ""}
+
+
+def column_type(name: str) -> pa.DataType:
+    """An added column's type: text, whole number or probability (null where there is no label)."""
+    return pa.string() if name in TEXTS else pa.int64() if name in WHOLE else pa.float64()
+
+
+def digest(text: str, exact: bool = False) -> bytes:
+    """A headline as the split compares texts (text_key), in 16 bytes; `exact`: the text as it is (--by_sentence:
+    a repeat's sentences and their offsets are its first occurrence's, so it must be the same text)."""
+    return hashlib.blake2b((text if exact else text_key(text)).encode(), digest_size=16).digest()
 
 
 def content_digest(chunk: Chunk) -> bytes:
@@ -316,8 +347,7 @@ class Parts:
     def __init__(self, output: str, settings: dict, state):
         self.state = state
         self._temporary = tempfile.TemporaryDirectory(prefix="finsent-classify-") if output == "-" else None
-        self.folder = Path(self._temporary.name) if self._temporary else \
-            Path(output).parent / f".{Path(output).name}.parts"
+        self.folder = Path(self._temporary.name) if self._temporary else parts_folder(output)
         manifest = self.folder / "run.json"
         if state.is_main_process:
             old = json.loads(manifest.read_text()) if manifest.is_file() else None
@@ -344,7 +374,15 @@ class Parts:
             return False
         return metadata.get(b"input_sha256") == chain.encode()
 
-    def write(self, index: int, chain: str, rows: pa.Table) -> None:
+    def sentences(self, index: int) -> Path:
+        """The chunk's sentences (--by_sentence), written before its part: where the part is, they are."""
+        return self.folder / f"sentences-{index:07d}.parquet"
+
+    def write(self, index: int, chain: str, rows: pa.Table, sentences: pa.Table | None = None) -> None:
+        if sentences is not None:
+            tmp = self.sentences(index).with_suffix(f".tmp{self.state.process_index}")
+            pq.write_table(sentences, tmp)
+            tmp.replace(self.sentences(index))
         tmp = self.path(index).with_suffix(f".tmp{self.state.process_index}")
         pq.write_table(rows.replace_schema_metadata({b"input_sha256": chain.encode()}), tmp)
         tmp.replace(self.path(index))
@@ -353,7 +391,7 @@ class Parts:
         """The parts in input order, repeats filled from their first occurrence; counts what it yields."""
         with closing(sqlite3.connect(self.folder / "merge.db")) as db:
             db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; DROP TABLE IF EXISTS scores; "
-                             "CREATE TABLE scores (k BLOB PRIMARY KEY, status TEXT, a REAL, b REAL, c REAL, why TEXT)")
+                             "CREATE TABLE scores (k BLOB PRIMARY KEY, v TEXT)")  # v: the added values, JSON
             for index in range(math.ceil(rows / chunk_rows)):
                 part = pq.read_table(self.path(index)).replace_schema_metadata(None)
                 yield fill_repeats(part, db, prefix, counts, names)
@@ -370,33 +408,32 @@ class Parts:
 
 def fill_repeats(part: pa.Table, db, prefix: str, counts: Counter, names=ADDED) -> pa.Table:
     keys, pending = part.column(KEY).to_pylist(), part.column(PENDING).to_pylist()
-    status = part.column("\x00status").to_pylist()
-    probs = np.stack([part.column(f"\x00{label}").to_numpy(zero_copy_only=False) for label in LABELS], axis=1)
-    why = part.column(f"\x00{EXPLANATION}").to_pylist() if EXPLANATION in names else [None] * len(keys)
-    new = [(k, s, *map(float, p), w) for k, s, p, w, wait in zip(keys, status, probs, why, pending, strict=True)
-           if s in LABELLED and not wait]
-    db.executemany("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?, ?)", new)
+    columns = {name: part.column(f"\x00{name}").to_pylist() for name in names}
+    status = columns["status"]
+    new = [(k, json.dumps([columns[name][row] for name in names])) for row, (k, wait) in
+           enumerate(zip(keys, pending, strict=True)) if status[row] in LABELLED and not wait]
+    db.executemany("INSERT OR IGNORE INTO scores VALUES (?, ?)", new)  # floats go through JSON exactly (repr)
     counts["scored"] += len({row[0] for row in new})
     wanted = {k for k, wait in zip(keys, pending, strict=True) if wait}
-    found = {k: rest for k, *rest in select_keys(db, "SELECT k, status, a, b, c, why FROM scores", wanted)}
-    labels = part.column("\x00label").to_pylist()
+    found = {k: json.loads(v) for k, v in select_keys(db, "SELECT k, v FROM scores", wanted)}
     for row, (key, wait) in enumerate(zip(keys, pending, strict=True)):
         if wait:
-            status[row], *values, why[row] = found[key]
-            probs[row] = values
-            labels[row] = LABELS[int(np.argmax(values))]
+            for name, value in zip(names, found[key], strict=True):
+                columns[name][row] = value
     for value in status:
         counts[value or "labelled"] += 1
     counts["repeats"] = counts["labelled"] + counts["truncated"] - counts["scored"]
-    columns = {"label": labels, **{label: probs[:, j] for j, label in enumerate(LABELS)}, "status": status,
-               EXPLANATION: why}
+    if "sentences" in names:
+        counts["sentences"] += sum(n for n in columns["sentences"] if n)
     part = part.drop_columns([*(f"\x00{name}" for name in names), KEY, PENDING])
     for name in names:
-        values = columns[name]
-        array = pa.array(values, pa.string()) if name in ("label", "status", EXPLANATION) else \
-            pa.array(values, pa.float64(), mask=np.isnan(values))  # no label, no probabilities: null
-        part = part.append_column(prefix + name, array)
+        part = part.append_column(prefix + name, pa.array(columns[name], column_type(name)))
     return part
+
+
+def parts_folder(output: str) -> Path:
+    """Where a run's finished chunks wait (Parts): `.OUTPUT.parts/` beside the output."""
+    return Path(output).parent / f".{Path(output).name}.parts"
 
 
 def created() -> str:
@@ -407,16 +444,17 @@ def created() -> str:
     return moment.isoformat(timespec="seconds")
 
 
-def closing_line(output: str, rows: int, counts: Counter, done: int, seconds: float) -> str:
+def closing_line(output: str, rows: int, counts: Counter, done: int, seconds: float, by_sentence=False) -> str:
     labelled = counts["labelled"] + counts["truncated"]
     skipped = {reason: counts[reason] for reason in ("missing", "empty", "not text") if counts[reason]}
     why = f" ({', '.join(f'{n:,} {reason}' for reason, n in skipped.items())})" if skipped else ""
     cut = f", {counts['truncated']:,} truncated" if counts["truncated"] else ""
+    sentences = f", {counts['sentences']:,} sentences" if by_sentence else ""
     resumed = f"; {done} chunk(s) done by an earlier run" if done else ""
     where = "standard output" if output == "-" else output
     return (f"classify: {rows:,} rows, {labelled:,} labelled ({counts['scored']:,} scored, {counts['repeats']:,} "
-            f"repeats{cut}), {sum(skipped.values()):,} skipped{why}; {rows / seconds:,.1f} headlines/s, "
-            f"{seconds:,.1f} s{resumed} -> {where}")
+            f"repeats{cut}), {sum(skipped.values()):,} skipped{why}{sentences}; {rows / seconds:,.1f} "
+            f"{'texts' if by_sentence else 'headlines'}/s, {seconds:,.1f} s{resumed} -> {where}")
 
 
 if __name__ == "__main__":

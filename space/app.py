@@ -50,6 +50,7 @@ import gradio as gr
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
     from . import figures
     from .adapter_info import local_weights, weights_sha256
+    from .article_tab import build_article_tab
     from .classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, TEXT_COLUMNS, load_classifier
     from .embedded import EMBEDDED_MODEL_ID
     from .errors import first_line
@@ -58,6 +59,7 @@ try:  # inside the project: finsent.space; deployed alone as a Space: top-level 
 except ImportError:
     import figures
     from adapter_info import local_weights, weights_sha256
+    from article_tab import build_article_tab
     from classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, TEXT_COLUMNS, load_classifier
     from embedded import EMBEDDED_MODEL_ID
     from errors import first_line
@@ -702,6 +704,7 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
                 table.select(pick_row, outputs=[picked, batch_right], api_visibility="private")
                 batch_save.click(tools.save_correction, inputs=[picked, batch_right], outputs=batch_saved,
                                  api_visibility="private")
+        build_article_tab(service)  # space/article_tab.py: a text scored by sentence
         with gr.Tab("About the model"):
             about_text = gr.Markdown()
             about_plot = gr.Plot(label="Confusion matrix")
