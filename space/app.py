@@ -56,6 +56,7 @@ try:  # inside the project: finsent.space; deployed alone as a Space: top-level 
     from .errors import first_line
     from .explain import Explanation, explain_many
     from .feedback import NOTICE, FeedbackError, FeedbackStore, HubPush, check
+    from .signal_tab import SignalTool, build_signal_tab
 except ImportError:
     import figures
     from adapter_info import local_weights, weights_sha256
@@ -65,6 +66,7 @@ except ImportError:
     from errors import first_line
     from explain import Explanation, explain_many
     from feedback import NOTICE, FeedbackError, FeedbackStore, HubPush, check
+    from signal_tab import SignalTool, build_signal_tab
 
 logger = logging.getLogger(__name__)
 
@@ -705,14 +707,16 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
                 batch_save.click(tools.save_correction, inputs=[picked, batch_right], outputs=batch_saved,
                                  api_visibility="private")
         build_article_tab(service)  # space/article_tab.py: a text scored by sentence
+        build_signal_tab(service, service._csv_dir.name)  # space/signal_tab.py: a feed -> sentiment per ticker and period
         with gr.Tab("About the model"):
             about_text = gr.Markdown()
             about_plot = gr.Plot(label="Confusion matrix")
         # The MCP tools: Gradio's MCP server lists the documented endpoints, named after their functions
-        # (gradio/mcp.py get_tool_to_endpoint), so these three are the whole list; the events above are undocumented.
+        # (gradio/mcp.py get_tool_to_endpoint), so these four are the whole list; the events above are undocumented.
         gr.api(tools.classify_headline, api_name="classify_headline")
         gr.api(tools.classify_headlines, api_name="classify_headlines")
         gr.api(tools.explain_headline, api_name="explain_headline")
+        gr.api(SignalTool(service).sentiment_signal, api_name="sentiment_signal")
         if feedback:  # a fourth tool only where the owner turned corrections on
             gr.api(tools.correct_headline, api_name="correct_headline")
         app.load(service.status, outputs=status, api_visibility="private")

@@ -151,9 +151,9 @@ def data(result):
     return payload
 
 
-def test_the_mcp_tools_are_the_three_data_tools_and_describe_themselves(mcp_app):
+def test_the_mcp_tools_are_the_four_data_tools_and_describe_themselves(mcp_app):
     tools, _ = mcp(mcp_app[0])
-    assert set(tools) == {"classify_headline", "classify_headlines", "explain_headline"}  # not the browser's events
+    assert set(tools) == {"classify_headline", "classify_headlines", "explain_headline", "sentiment_signal"}  # not the browser's events
     single, many = tools["classify_headline"], tools["classify_headlines"]
     assert single.description.startswith("Label the sentiment of one financial news headline")
     assert '"label"' in single.description and '"probabilities"' in single.description  # the answer's shape
@@ -227,6 +227,36 @@ def test_explain_headline_of_one_word_and_of_an_over_long_one(mcp_app):
     assert long["notice"] == "The headline was too long; only its beginning was read."
     assert 1 < len(long["words"]) <= 40  # neighbouring words explained together: one call of at most 41 texts
     assert long["words"][0]["start"] == 0 and long["words"][-1]["end"] <= 2000
+
+
+def test_sentiment_signal_answers_a_row_per_ticker_and_period_with_its_interval(mcp_app):
+    url, service = mcp_app
+    items = [{"text": HEADLINES[0], "date": "2026-01-05T09:30:00+02:00", "ticker": "KSTR"},
+             {"text": HEADLINES[1], "date": "2026-01-05T16:00:00+02:00", "ticker": "KSTR"},
+             {"text": HEADLINES[2], "date": "2026-01-06T08:00:00Z", "ticker": "FRRW"}]
+    tools, [result] = mcp(url, ("sentiment_signal", {"items": items, "freq": "D"}))
+    tool = tools["sentiment_signal"]
+    assert tool.description.startswith("Turn dated financial news headlines into a sentiment signal")
+    assert "score_low" in tool.description and "bullishness" in tool.description
+    assert tool.inputSchema["properties"]["items"]["type"] == "array" and tool.inputSchema["required"] == ["items"]
+    rows = data(result)
+    probs = service.classifier.predict_proba(HEADLINES)
+    scores = probs[:, LABELS.index("positive")] - probs[:, LABELS.index("negative")]
+    assert [(r["ticker"], r["period"], r["count"]) for r in rows] == [("FRRW", "2026-01-06", 1), ("KSTR", "2026-01-05", 2)]
+    assert [rows[0]["score"], rows[1]["score"]] == pytest.approx([scores[2], scores[:2].mean()], abs=1e-4)
+    assert rows[0]["score_low"] is None and rows[1]["score_low"] <= rows[1]["score"] <= rows[1]["score_high"]
+    _, refused = mcp(url, ("sentiment_signal", {"items": []}),
+                     ("sentiment_signal", {"items": [{"text": HEADLINES[0]}]}),
+                     ("sentiment_signal", {"items": [{"text": HEADLINES[0], "date": "next Monday"}]}),
+                     ("sentiment_signal", {"items": items, "freq": "Q"}))
+    assert all(result.isError for result in refused)
+    assert [result.content[0].text for result in refused] == [
+        'Give at least one item, {"text": ..., "date": ...}.',
+        "Item 1 of 1 has no date; give each item a text and a date.",
+        "Item 1: date 'next Monday' is not an ISO 8601 date; write ISO 8601 dates, such as 2026-01-05, "
+        "2026-01-05 09:30 or 2026-01-05T09:30:00+02:00",
+        "freq 'Q': use D (day), W (week from Monday) or M (month).",
+    ]
 
 
 @pytest.mark.parametrize("progress", [False, True], ids=["plain", "with-progress"])
