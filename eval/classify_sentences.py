@@ -99,7 +99,7 @@ def write_sentences(target: str, parts, rows: int, chunk_rows: int, provenance: 
 
 def merged(parts, rows: int, chunk_rows: int, counts: Counter) -> Iterator[pa.Table]:
     """The chunks' sentences in input order, a repeat of an earlier chunk's text given that text's sentences."""
-    from finsent.eval.classify import KEY, PENDING, select_keys
+    from finsent.eval.classify import KEY, PENDING, select_keys  # here: classify imports this module
 
     with closing(sqlite3.connect(parts.folder / "sentences.db")) as db:  # a text's digest -> its sentences, JSON
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; DROP TABLE IF EXISTS texts; "
