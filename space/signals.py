@@ -150,7 +150,10 @@ def read_labelled(path: str | Path, spec: Spec, chunk_rows: int = CHUNK_ROWS) ->
             raise SignalError(f"{path}: read .parquet or .csv files (by extension)")
         header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
         columns = needed(header, spec, str(path))
+        # every column's type named: the streaming reader infers one from the first block, and a later block of
+        # other values (a first block of empty scores, say) would then fail
         text = {name: pa.string() for name in (spec.time, spec.by, spec.column("label")) if name}
+        text.update({name: pa.float64() for name in columns if name not in text})
         reader = pacsv.open_csv(
             path, read_options=pacsv.ReadOptions(block_size=1 << 22),  # 4 MB of the file a batch
             parse_options=pacsv.ParseOptions(newlines_in_values=True),  # a quoted headline may hold a line break
@@ -182,7 +185,7 @@ def aggregate(frames: Iterable[pd.DataFrame], spec: Spec, source: str = "the tab
             continue
         counts.scored += len(rows)
         periods = period_starts(frame[spec.time].iloc[rows], spec, first, rows, counts, source, row_name)
-        groups = (frame[spec.by].iloc[rows].astype("string").fillna(f"(no {spec.by})").to_numpy(object)
+        groups = (frame[spec.by].iloc[rows].astype("string").replace("", pd.NA).fillna(f"(no {spec.by})").to_numpy(object)
                   if spec.by else np.full(len(rows), ALL, object))
         part = pd.DataFrame({"group": groups, "period": periods, "count": 1.0, "sum": score[rows],
                              "sumsq": score[rows] ** 2,
@@ -205,8 +208,7 @@ def scores(frame: pd.DataFrame, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
         score = probs[:, LABELS.index("positive")] - probs[:, LABELS.index("negative")]
     if spec.column("label") in columns:
         names = frame[spec.column("label")].astype("string").fillna("").to_numpy(object)
-        labels = np.array([LABELS.index(n) if n in LABELS else -1 for n in names], dtype=int) if len(names) else \
-            np.zeros(0, int)
+        labels = pd.Categorical(names, categories=LABELS).codes.astype(int)  # -1: no label
     elif has_probabilities:
         labels = np.where(np.isnan(probs).any(axis=1), -1, np.nan_to_num(probs).argmax(axis=1))
     else:
