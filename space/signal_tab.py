@@ -23,10 +23,9 @@ except ImportError:
     from classifier import LABELS, TEXT_COLUMNS
     from signals import FREQS, SignalError, Spec, aggregate, records, signal_chart
 
-# The shipped model scores 47 headlines/s on 2 idle CPU cores (BENCHMARKS.md, "The adapter in llama.cpp"), and
-# 10-12/s on 2 busy ones (classify on the example feed, seen while writing this tab). So 2,000 rows take one to
-# three minutes on a CPU Space;
-# beyond that a browser tab waits too long, and `finsent signal` is the tool.
+# The shipped model scores 50 headlines/s in bf16 and 28/s in fp32 on 2 idle CPU cores (BENCHMARKS.md, "CPU
+# precision"), so 2,000 rows take about 40 to 70 s on a CPU Space, more on busy cores; beyond that a browser tab
+# waits too long, and `finsent signal` is the tool.
 MAX_ROWS = 2000
 BATCH = 200  # texts per model call: the progress bar moves between them, and a ZeroGPU call stays short
 EXAMPLE = Path(__file__).resolve().parent / "examples" / "feed.csv"  # eval/feed.py's fictional feed
