@@ -717,7 +717,7 @@ def build_app(settings: Settings, service: Service | None = None) -> gr.Blocks:
         gr.api(tools.classify_headlines, api_name="classify_headlines")
         gr.api(tools.explain_headline, api_name="explain_headline")
         gr.api(SignalTool(service).sentiment_signal, api_name="sentiment_signal")
-        if feedback:  # a fourth tool only where the owner turned corrections on
+        if feedback:  # one more tool only where the owner turned corrections on
             gr.api(tools.correct_headline, api_name="correct_headline")
         app.load(service.status, outputs=status, api_visibility="private")
         app.load(lambda: _about(service), outputs=[about_text, about_plot], api_visibility="private")

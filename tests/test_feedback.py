@@ -178,7 +178,7 @@ def test_a_correction_through_the_api_is_saved_with_the_models_own_answer(feedba
         client.predict("Tundra Mills narrows its quarterly loss", "up", api_name="/correct_headline")
 
 
-def test_correct_headline_is_a_fourth_mcp_tool_with_tool_errors(feedback_app):
+def test_correct_headline_is_one_more_mcp_tool_with_tool_errors(feedback_app):
     url, folder, _ = feedback_app
     tools, [good, repeat, empty, unknown] = mcp(
         url + "gradio_api/mcp/",
@@ -186,7 +186,8 @@ def test_correct_headline_is_a_fourth_mcp_tool_with_tool_errors(feedback_app):
         ("correct_headline", {"headline": "Orvik Foods writes down its Polish unit", "label": "negative"}),
         ("correct_headline", {"headline": " ", "label": "negative"}),
         ("correct_headline", {"headline": "Orvik Foods writes down its Polish unit", "label": "sell"}))
-    assert set(tools) == {"classify_headline", "classify_headlines", "explain_headline", "correct_headline"}
+    assert set(tools) == {"classify_headline", "classify_headlines", "explain_headline", "sentiment_signal",
+                          "correct_headline"}
     tool = tools["correct_headline"]
     assert tool.description.startswith("Record the right sentiment label for a financial news headline")
     assert tool.inputSchema["required"] == ["headline", "label"] and "request" not in tool.inputSchema["properties"]
