@@ -81,9 +81,8 @@ ROWS = {
     "SmolLM2-135M + the shipped adapter (fine-tuned)": ("space/default-adapter/eval_results.json", "fine_tuned"),
     "SmolLM2-135M alone (zero-shot)": ("space/default-adapter/eval_results.json", "base"),
     "TF-IDF + logistic regression, trained on the same rows": ("space/default-adapter/eval_results.json", "baseline"),
-    "all-MiniLM-L6-v2 (22.6 M parameters) fine-tuned on the same rows": (
-        "BENCHMARKS.md", "a-strong-classical-baseline-all-minilm-l6-v2-fine-tuned-issue-32",
-        "all-MiniLM-L6-v2 fine-tuned"),
+    "all-MiniLM-L6-v2 (22.6 M parameters) fine-tuned on the same rows": ("space/default-adapter/eval_results.json",
+                                                                          "minilm"),
 }
 
 
