@@ -135,7 +135,8 @@ class Table:
             yield pa.Table.from_pylist(batch, schema=schema)
 
     def _parquet(self, size: int) -> Iterator[pa.Table]:
-        for batch in pq.ParquetFile(self._path).iter_batches(batch_size=size):
+        # not pre-buffered: pyarrow then keeps what it read ahead, and memory grows with the file (bench_signal.py)
+        for batch in pq.ParquetFile(self._path, pre_buffer=False).iter_batches(batch_size=size):
             yield pa.Table.from_batches([batch]).replace_schema_metadata(None)
 
     def _arrow(self, size: int) -> Iterator[pa.Table]:
