@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from finsent.eval.headline_tables import output_format, read_provenance, write_table
 from finsent.space.classifier import TEXT_COLUMNS
+from finsent.space.errors import first_line
 from finsent.space.signals import FREQS, Counts, SignalError, Spec, aggregate, read_labelled, scoring, signal_chart
 from finsent.train.data import UsageError
 
@@ -147,7 +148,7 @@ def columns_of(path: str) -> list[str]:
             return pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
         return pq.ParquetFile(path).schema_arrow.names
     except (pa.ArrowException, OSError) as err:
-        raise UsageError(f"{path}: not a readable file ({str(err).strip().splitlines()[0]})") from None
+        raise UsageError(f"{path}: not a readable file ({first_line(err)})") from None
 
 
 def write_chart(table, spec: Spec, path: str) -> str:

@@ -53,7 +53,7 @@ try:  # inside the project: finsent.space; deployed alone as a Space: top-level 
     from .article_tab import build_article_tab
     from .classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, TEXT_COLUMNS, load_classifier
     from .embedded import EMBEDDED_MODEL_ID
-    from .errors import first_line
+    from .errors import first_line, refusal
     from .explain import Explanation, explain_many
     from .feedback import NOTICE, FeedbackError, FeedbackStore, HubPush, check
     from .signal_tab import SignalTool, build_signal_tab
@@ -63,7 +63,7 @@ except ImportError:
     from article_tab import build_article_tab
     from classifier import DEFAULT_ADAPTER, LABELS, PROMPT_VERSION, TEXT_COLUMNS, load_classifier
     from embedded import EMBEDDED_MODEL_ID
-    from errors import first_line
+    from errors import first_line, refusal
     from explain import Explanation, explain_many
     from feedback import NOTICE, FeedbackError, FeedbackStore, HubPush, check
     from signal_tab import SignalTool, build_signal_tab
@@ -588,15 +588,6 @@ def answer(probabilities: dict[str, float], notice: str) -> dict:
     """One headline as data: its label, each label's probability, and a notice only where there is one."""
     data = {"label": max(probabilities, key=probabilities.get), "probabilities": probabilities}
     return {**data, "notice": notice} if notice else data
-
-
-def refusal(message: str) -> gr.Error:
-    """Bad input to an MCP tool: Gradio's MCP server answers it as a tool error (isError) with this message.
-
-    No title: with a progress token the server would send "Error: <message>" (gradio/mcp.py,
-    _execute_tool_with_progress). Expected input mistakes, so no traceback in the server's log.
-    """
-    return gr.Error(message, title="", print_exception=False)
 
 
 def _about(service: Service):

@@ -18,9 +18,11 @@ import pandas as pd
 
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
     from .classifier import LABELS, TEXT_COLUMNS
+    from .errors import first_line, refusal
     from .signals import FREQS, SignalError, Spec, aggregate, records, signal_chart
 except ImportError:
     from classifier import LABELS, TEXT_COLUMNS
+    from errors import first_line, refusal
     from signals import FREQS, SignalError, Spec, aggregate, records, signal_chart
 
 # The shipped model scores 50 headlines/s in bf16 and 28/s in fp32 on 2 idle CPU cores (BENCHMARKS.md, "CPU
@@ -139,11 +141,6 @@ class SignalTool:
         return json.dumps(records(signal))
 
 
-def refusal(message: str) -> gr.Error:
-    """As app.py's: a tool error whose text is the message alone, and no traceback in the log."""
-    return gr.Error(message, title="", print_exception=False)
-
-
 def read_feed(path: str) -> pd.DataFrame:
     """An uploaded feed's date, text and ticker columns (text: TEXT_COLUMNS' first present); at most MAX_ROWS rows."""
     name = Path(path).name
@@ -157,8 +154,8 @@ def read_feed(path: str) -> pd.DataFrame:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=MAX_ROWS + 1, encoding="utf-8-sig")
             rows = len(frame)
     except (ValueError, OSError, UnicodeDecodeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SignalError(f"{name}: not a readable CSV or Parquet file ({reason}); save it as a UTF-8 CSV") from None
+        raise SignalError(f"{name}: not a readable CSV or Parquet file ({first_line(err)}); save it as a UTF-8 CSV") \
+            from None
     if rows > MAX_ROWS:
         raise SignalError(f"{name}: more than {MAX_ROWS:,} rows; the app takes up to {MAX_ROWS:,} (run "
                           "`finsent classify`, then `finsent signal`, for a larger file)")

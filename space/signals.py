@@ -46,8 +46,10 @@ import pandas as pd
 
 try:  # inside the project: finsent.space; deployed alone as a Space: top-level modules
     from .classifier import LABELS
+    from .errors import first_line
 except ImportError:
     from classifier import LABELS
+    from errors import first_line
 
 LEVEL = 0.95
 FREQS = {"D": "day", "W": "week (from Monday)", "M": "month"}
@@ -161,7 +163,7 @@ def read_labelled(path: str | Path, spec: Spec, chunk_rows: int = CHUNK_ROWS) ->
         for batch in reader:
             yield batch.to_pandas()
     except (pa.ArrowException, OSError) as err:
-        raise SignalError(f"{path}: not a readable {kind[1:].upper()} file ({str(err).strip().splitlines()[0]})") \
+        raise SignalError(f"{path}: not a readable {kind[1:].upper()} file ({first_line(err)})") \
             from None
 
 
